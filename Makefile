@@ -1,0 +1,53 @@
+# ml-workflows template: `make demo` bakes and runs the sample, `make test` tests the template.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The demo bakes into a scratch directory that is removed and recreated on every run.
+DEMO_DIR := build/demo
+DEMO_SLUG := batch-scoring
+# Baked copies get a primary Poetry source derived from pip's configuration (see tools/index_url.py).
+BAKED_ENV = PATH="$(CURDIR)/$(BIN):$$PATH" POETRY_VIRTUALENVS_IN_PROJECT=true PYPI_MIRROR="$$($(BIN)/python tools/index_url.py)"
+PYTEST_WORKERS ?= 2
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/.installed: requirements-dev.txt
+	@echo "Creating the template's dev environment in $(VENV)..."
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+.PHONY: dev
+dev: $(BIN)/.installed ## Create the template's dev environment (.venv)
+
+.PHONY: test
+test: $(BIN)/.installed ## Run every template test, slow ones included (bakes, installs and runs projects)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+.PHONY: test-fast
+test-fast: $(BIN)/.installed ## Run the fast template tests only
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow"
+
+.PHONY: lint
+lint: $(BIN)/.installed ## Ruff on the template's own code (baked projects are linted by the tests)
+	$(BIN)/ruff check hooks tests tools
+	$(BIN)/ruff format --check hooks tests tools
+
+.PHONY: demo
+demo: $(BIN)/.installed ## Bake with defaults into build/demo, install it and run its sample pipeline
+	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	$(BIN)/cookiecutter --no-input --output-dir $(DEMO_DIR) .
+	$(BAKED_ENV) $(MAKE) -C $(DEMO_DIR)/$(DEMO_SLUG) install
+	$(BAKED_ENV) $(MAKE) -C $(DEMO_DIR)/$(DEMO_SLUG) run
+	@echo "Demo project: $(DEMO_DIR)/$(DEMO_SLUG)  (cd there and try: make help)"
+
+.PHONY: clean
+clean: ## Remove the dev environment and scratch bakes
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,94 @@
+"""Helpers to bake the template and run commands inside the result (a 'baked project')."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+CONTEXT = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+sys.path.insert(0, str(TEMPLATE / "tools"))
+from index_url import index_url  # noqa: E402
+
+# Files whose text is not ours to scan (binary, caches, virtualenvs).
+SKIP_PARTS = {".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "data", ".git"}
+JINJA_LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|\{#")
+
+
+def supported_pairs() -> list[tuple[str, str]]:
+    """(dask, python) pairs the template offers: a published image and a supported python."""
+    return [
+        (dask, python)
+        for dask, pythons in CONTEXT["_dask_images"].items()
+        for python in pythons
+        if python in CONTEXT["_supported_python"]
+    ]
+
+
+def project_files(root: Path) -> set[str]:
+    return {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and not SKIP_PARTS.intersection(p.relative_to(root).parts)
+    }
+
+
+@cache
+def _mirror() -> str:
+    return index_url()
+
+
+class BakedProject:
+    """A baked project on disk, with its own Poetry venv (.venv inside it)."""
+
+    def __init__(self, path: Path, context: dict):
+        self.path = Path(path)
+        self.context = context
+        self.package = context["package_name"]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("VIRTUAL_ENV", None)
+        env.update(
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",  # poetry, ruff of the dev venv
+            POETRY_VIRTUALENVS_IN_PROJECT="true",
+            POETRY_NO_INTERACTION="1",
+            PYPI_MIRROR=_mirror(),
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            PREFECT_HOME=str(self.path / ".prefect-home"),
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+        env.pop("PYTEST_ADDOPTS", None)
+        env.pop("PYTEST_XDIST_WORKER", None)
+        env.update(extra)
+        return env
+
+    def run(self, *cmd: str, check: bool = True, timeout: float = 1800, **env: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            cmd, cwd=self.path, env=self.env(**env), capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"`{' '.join(cmd)}` failed in {self.path} (exit {proc.returncode})\n"
+                f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
+            )
+        return proc
+
+    def make(self, *targets: str, check: bool = True, timeout: float = 1800, **env: str) -> subprocess.CompletedProcess:
+        return self.run("make", "--no-print-directory", *targets, check=check, timeout=timeout, **env)
+
+    def read(self, rel: str) -> str:
+        return (self.path / rel).read_text()
+
+
+def bake(cookies, **extra_context) -> BakedProject:
+    """Bake with the given answers and insist it worked."""
+    result = cookies.bake(extra_context={k: v for k, v in extra_context.items()})
+    assert result.exception is None, f"bake failed: {result.exception!r}"
+    assert result.exit_code == 0
+    return BakedProject(result.project_path, result.context)
