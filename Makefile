@@ -37,8 +37,8 @@ test-fast: $(BIN)/.installed ## Run the fast template tests only
 
 .PHONY: lint
 lint: $(BIN)/.installed ## Ruff on the template's own code (baked projects are linted by the tests)
-	$(BIN)/ruff check hooks tests tools
-	$(BIN)/ruff format --check hooks tests tools
+	$(BIN)/ruff check hooks tests tools local_extensions.py
+	$(BIN)/ruff format --check hooks tests tools local_extensions.py
 
 .PHONY: demo
 demo: $(BIN)/.installed ## Bake with defaults into build/demo, install it and run its sample pipeline

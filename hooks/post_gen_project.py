@@ -41,7 +41,10 @@ def main() -> int:
     checker = root / "src" / ctx["package_name"] / "pins.py"
     result = subprocess.run([sys.executable, str(checker), "--root", str(root)], check=False)
     if result.returncode != 0:
-        print("ERROR: the generated project failed its own pin check (see above); please report this template bug", file=sys.stderr)
+        print(
+            "ERROR: the generated project failed its own pin check (see above); please report this template bug",
+            file=sys.stderr,
+        )
         return 1
     print(
         f"\nCreated {ctx['project_slug']} (python {ctx['python_version']}, dask {ctx['dask_version']}).\n"

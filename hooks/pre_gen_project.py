@@ -57,9 +57,15 @@ def check_slug(slug: str) -> str | None:
 
 def check_package(name: str, reserved: list[str]) -> str | None:
     if not PACKAGE_RE.match(name) or not name.isidentifier() or keyword.iskeyword(name):
-        return f"package_name {_show(name)} is not allowed: a lowercase Python identifier (letters, digits, _) that is not a keyword"
+        return (
+            f"package_name {_show(name)} is not allowed: "
+            "a lowercase Python identifier (letters, digits, _) that is not a keyword"
+        )
     if name in sys.stdlib_module_names or name in reserved:
-        return f"package_name {_show(name)} is not allowed: it would shadow the module '{name}' (stdlib or a dependency); pick another name"
+        return (
+            f"package_name {_show(name)} is not allowed: "
+            f"it would shadow the module '{name}' (stdlib or a dependency); pick another name"
+        )
     return None
 
 
@@ -69,7 +75,10 @@ def check_versions(python: str, dask: str, supported: list[str], images: dict[st
     if not DASK_VERSION_RE.match(dask):
         return f"dask_version {_show(dask)} is not allowed: a Dask release such as {max(images)}"
     if dask not in images:
-        return f"dask_version {_show(dask)} has no published ghcr.io/dask/dask image; choose one of {', '.join(sorted(images))}"
+        return (
+            f"dask_version {_show(dask)} has no published ghcr.io/dask/dask image; "
+            f"choose one of {', '.join(sorted(images))}"
+        )
     if python not in images[dask]:
         pythons = [p for p in images[dask] if p in supported]
         return (
@@ -97,7 +106,10 @@ def check_access_cidr(value: str) -> str | None:
     if net is None or net.version != 4:
         return f"dask_access_cidr {_show(value)} is not allowed: an IPv4 network such as 10.42.0.0/16 or 203.0.113.7/32"
     if net.prefixlen < 8:
-        return f"dask_access_cidr {_show(value)} is not allowed: Dask ports must not be open that widely (use /8 or narrower, never 0.0.0.0/0)"
+        return (
+            f"dask_access_cidr {_show(value)} is not allowed: "
+            "Dask ports must not be open that widely (use /8 or narrower, never 0.0.0.0/0)"
+        )
     return None
 
 
@@ -130,10 +142,16 @@ def validate(ctx: dict) -> list[str]:
         check_vpc_cidr(ctx["vpc_cidr"]),
         check_access_cidr(ctx["dask_access_cidr"]),
         _choice(ctx, "nat_strategy", ["single", "per-az"]),
-        None if as_bool(ctx["use_fargate_spot"]) is not None else f"use_fargate_spot {_show(ctx['use_fargate_spot'])} is not allowed: yes or no",
+        None
+        if as_bool(ctx["use_fargate_spot"]) is not None
+        else f"use_fargate_spot {_show(ctx['use_fargate_spot'])} is not allowed: yes or no",
         _choice(ctx, "worker_vcpus", ["1", "2", "4"]),
         check_int("max_workers", ctx["max_workers"], 1, 100),
-        _choice(ctx, "log_retention_days", ["1", "3", "5", "7", "14", "30", "60", "90", "120", "150", "180", "365", "400", "545", "731"]),
+        _choice(
+            ctx,
+            "log_retention_days",
+            ["1", "3", "5", "7", "14", "30", "60", "90", "120", "150", "180", "365", "400", "545", "731"],
+        ),
         _choice(ctx, "ci", ["github", "none"]),
     ]
     return [e for e in errors if e]

@@ -1,0 +1,61 @@
+"""Hostile free-text answers either bake a safe project (the text arrives as data) or stop cleanly."""
+
+import tomllib
+
+import pytest
+
+from tests.baked import BakedProject, bake
+from tests.test_bake import assert_clean
+
+HOSTILE = [
+    "Quote \" and apostrophe ' inside",
+    "Triple \"\"\" and ''' quotes",
+    "Braces {{ cookiecutter.project_slug }} and {% if 1 %}x{% endif %}",
+    "Jinja {{ 7 * 7 }} math",
+    "Back\\slash \\n \\u0041 and trailing\\",
+    "Ünïcödé Prøjéct 日本語 🚀",
+    "Shell $(touch pwned) `id` ; rm -rf / && echo",
+    "<script>alert(1)</script> & [link](javascript:x)",
+    "Toml = [inline] # comment",
+    "x" * 80,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_text_is_data_not_code(cookies, tmp_path, text):
+    answers = {"project_name": text, "description": text, "author_name": text, "project_slug": "hostile-case"}
+    result = cookies.bake(extra_context=answers)
+    if result.exit_code != 0:
+        # cookiecutter renders --no-input answers as Jinja; one it cannot render stops before any file is written.
+        assert "Unable to render variable" in str(result.exception)
+        assert not any((tmp_path / "cookies").rglob("*"))
+        return
+    project = BakedProject(result.project_path, result.context)
+    # What cookiecutter resolved (it evaluates Jinja in --no-input answers) must arrive verbatim, as data.
+    text = project.context["description"]
+    meta = tomllib.loads(project.read("pyproject.toml"))["project"]
+    assert meta["description"] == text
+    assert meta["authors"][0]["name"] == text
+    assert text in project.read("README.md")
+    assert not list(project.path.parent.glob("pwned")) and not (project.path / "pwned").exists()
+    assert_clean(project)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected_slug"),
+    [("Ünïcödé Prøjéct", "unicode-prjct"), ("Churn: Model v2!", "churn-model-v2"), ("  spaced   out  ", "spaced-out")],
+)
+def test_project_name_slugifies(cookies, name, expected_slug):
+    project = bake(cookies, project_name=name)
+    assert project.path.name == project.context["project_slug"]
+    assert project.context["project_slug"].startswith(expected_slug.split("-")[0])
+    assert project.context["package_name"] == project.context["project_slug"].replace("-", "_")
+
+
+@pytest.mark.parametrize("name", ["x" * 80, "42 is the answer", "A", "!!!"])
+def test_name_without_a_usable_slug_stops_cleanly(cookies, capfd, tmp_path, name):
+    result = cookies.bake(extra_context={"project_name": name})
+    err = capfd.readouterr().err
+    assert result.exit_code != 0
+    assert [line for line in err.splitlines() if line.startswith("ERROR: ")][0].startswith("ERROR: project_slug ")
+    assert list((tmp_path / "cookies" / "bake00").iterdir()) == []
