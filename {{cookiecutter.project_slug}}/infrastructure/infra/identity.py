@@ -1,0 +1,231 @@
+"""IAM roles for ECS tasks, least privilege:
+
+- task execution role: ECS pulls the project image and writes container logs (this repository, this log group);
+- Dask task role (scheduler and workers): objects in the project bucket, nothing else;
+- flow-run role: what `dask_cloudprovider.aws.FargateCluster` does with an existing cluster, network and roles
+  (register/deregister task definitions, run/stop/describe tasks in this cluster, describe ENIs to find the
+  scheduler's IP, read its logs), `iam:PassRole` on exactly the two roles above, and the project bucket.
+
+Policies are built from ARNs computed from resource names, so their full text is known at `pulumi preview` and
+the policy pack can check it before anything is created.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+ECS_TASKS = "ecs-tasks.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class Arns:
+    """ARNs of this stack's resources, from their names (all created with explicit names)."""
+
+    partition: str
+    region: str
+    account: str
+    base_name: str
+    bucket_name: str
+    log_group_name: str
+
+    def _arn(self, service: str, resource: str, region: bool = True) -> str:
+        return f"arn:{self.partition}:{service}:{self.region if region else ''}:{self.account}:{resource}"
+
+    def role(self, suffix: str) -> str:
+        return self._arn("iam", f"role/{role_name(self.base_name, suffix)}", region=False)
+
+    @property
+    def cluster(self) -> str:
+        return self._arn("ecs", f"cluster/{self.base_name}")
+
+    @property
+    def cluster_tasks(self) -> str:
+        return self._arn("ecs", f"task/{self.base_name}/*")
+
+    @property
+    def dask_task_definitions(self) -> str:
+        # FargateCluster registers families named dask-<cluster name>-scheduler / -worker.
+        return self._arn("ecs", "task-definition/dask-*")
+
+    @property
+    def log_group(self) -> str:
+        return self._arn("logs", f"log-group:{self.log_group_name}")
+
+    @property
+    def repository(self) -> str:
+        return self._arn("ecr", f"repository/{self.base_name}")
+
+    @property
+    def bucket(self) -> str:
+        return f"arn:{self.partition}:s3:::{self.bucket_name}"
+
+
+EXECUTION, DASK_TASK, FLOW_RUN = "task-execution", "dask-task", "flow-run"
+
+
+def role_name(base_name: str, suffix: str) -> str:
+    return f"{base_name}-{suffix}"
+
+
+def _doc(*statements: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, indent=2)
+
+
+def trust_policy(a: Arns) -> str:
+    """Only ECS tasks of this account may assume the roles (confused-deputy guard)."""
+    return _doc(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": ECS_TASKS},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": a.account}},
+        }
+    )
+
+
+def _bucket_statements(a: Arns) -> list[dict]:
+    return [
+        {
+            "Sid": "ProjectBucket",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
+            "Resource": a.bucket,
+        },
+        {
+            "Sid": "ProjectBucketObjects",
+            "Effect": "Allow",
+            "Action": [
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:AbortMultipartUpload",
+                "s3:ListMultipartUploadParts",
+            ],
+            "Resource": f"{a.bucket}/*",
+        },
+    ]
+
+
+def execution_policy(a: Arns) -> str:
+    return _doc(
+        {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+        {
+            "Sid": "PullProjectImage",
+            "Effect": "Allow",
+            "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
+            "Resource": a.repository,
+        },
+        {
+            "Sid": "ContainerLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [a.log_group, f"{a.log_group}:*"],
+        },
+    )
+
+
+def dask_task_policy(a: Arns) -> str:
+    return _doc(*_bucket_statements(a))
+
+
+def flow_run_policy(a: Arns) -> str:
+    in_cluster = {"ArnEquals": {"ecs:cluster": a.cluster}}
+    return _doc(
+        {
+            # These ECS/EC2 actions support no resource-level permissions: "*" is the only valid Resource.
+            "Sid": "TaskDefinitionsAndNetworkLookups",
+            "Effect": "Allow",
+            "Action": [
+                "ecs:RegisterTaskDefinition",
+                "ecs:DeregisterTaskDefinition",
+                "ecs:DescribeTaskDefinition",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeVpcs",
+            ],
+            "Resource": "*",
+        },
+        {
+            "Sid": "ListTasksInThisCluster",
+            "Effect": "Allow",
+            "Action": "ecs:ListTasks",
+            "Resource": "*",
+            "Condition": in_cluster,
+        },
+        {
+            "Sid": "RunDaskTasksInThisCluster",
+            "Effect": "Allow",
+            "Action": "ecs:RunTask",
+            "Resource": a.dask_task_definitions,
+            "Condition": in_cluster,
+        },
+        {
+            "Sid": "ManageTasksInThisCluster",
+            "Effect": "Allow",
+            "Action": ["ecs:StopTask", "ecs:DescribeTasks"],
+            "Resource": a.cluster_tasks,
+            "Condition": in_cluster,
+        },
+        {"Sid": "DescribeThisCluster", "Effect": "Allow", "Action": "ecs:DescribeClusters", "Resource": a.cluster},
+        {
+            # FargateCluster tags its task definitions and tasks when it creates them.
+            "Sid": "TagOnCreate",
+            "Effect": "Allow",
+            "Action": "ecs:TagResource",
+            "Resource": [a.dask_task_definitions, a.cluster_tasks],
+            "Condition": {"StringEquals": {"ecs:CreateAction": ["RegisterTaskDefinition", "RunTask"]}},
+        },
+        {
+            "Sid": "PassOnlyTheDaskRoles",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": [a.role(EXECUTION), a.role(DASK_TASK)],
+            "Condition": {"StringEquals": {"iam:PassedToService": ECS_TASKS}},
+        },
+        {
+            "Sid": "LogsOfThisProject",
+            "Effect": "Allow",
+            "Action": [
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "logs:GetLogEvents",
+                "logs:DescribeLogStreams",
+                "logs:FilterLogEvents",
+            ],
+            "Resource": [a.log_group, f"{a.log_group}:*"],
+        },
+        *_bucket_statements(a),
+    )
+
+
+@dataclass
+class Identity:
+    execution_role: aws.iam.Role
+    task_role: aws.iam.Role
+    flow_run_role: aws.iam.Role
+
+
+def create(arns: pulumi.Output[Arns], base_name: str) -> Identity:
+    def role(suffix: str, description: str, policy) -> aws.iam.Role:
+        r = aws.iam.Role(
+            f"{suffix}-role",
+            name=role_name(base_name, suffix),
+            description=description,
+            assume_role_policy=arns.apply(trust_policy),
+            max_session_duration=3600,
+        )
+        aws.iam.RolePolicy(f"{suffix}-policy", role=r.name, policy=arns.apply(policy))
+        return r
+
+    return Identity(
+        execution_role=role(EXECUTION, "ECS pulls the project image and writes task logs", execution_policy),
+        task_role=role(DASK_TASK, "Dask scheduler and workers: the project bucket only", dask_task_policy),
+        flow_run_role=role(
+            FLOW_RUN, "Flow runs: start and stop temporary Dask clusters in this ECS cluster", flow_run_policy
+        ),
+    )

@@ -1,0 +1,86 @@
+"""Stack settings: read from Pulumi config (defaults in Pulumi.yaml), validated before anything is created."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import pulumi
+
+NAT_STRATEGIES = ("single", "per-az")
+# The values CloudWatch Logs accepts for a log group's retention.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731)
+LOG_RETENTION_DAYS += (1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    stack: str
+    region: str
+    name_prefix: str
+    vpc_cidr: str
+    dask_access_cidr: str
+    nat_strategy: str = "single"
+    log_retention_days: int = 30
+    use_fargate_spot: bool = True
+
+    def __post_init__(self) -> None:
+        vpc = _network("vpc_cidr", self.vpc_cidr)
+        if not 16 <= vpc.prefixlen <= 24:
+            raise ValueError(f"vpc_cidr {self.vpc_cidr!r}: use a /16 to /24 block")
+        access = _network("dask_access_cidr", self.dask_access_cidr)
+        if access.prefixlen == 0:
+            raise ValueError(
+                f"dask_access_cidr {self.dask_access_cidr!r} would open the Dask scheduler and dashboard to the "
+                "whole internet; use the VPC CIDR or your office/VPN range"
+            )
+        if self.nat_strategy not in NAT_STRATEGIES:
+            raise ValueError(f"nat_strategy {self.nat_strategy!r}: use one of {', '.join(NAT_STRATEGIES)}")
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise ValueError(f"log_retention_days {self.log_retention_days}: CloudWatch accepts {LOG_RETENTION_DAYS}")
+        if not self.name_prefix or len(self.base_name) > 40:
+            raise ValueError(f"name_prefix {self.name_prefix!r} with stack {self.stack!r} must be 1-40 characters")
+
+    @property
+    def base_name(self) -> str:
+        """Name of the AWS resources: one set per stack, so dev and prod can share an account."""
+        return f"{self.name_prefix}-{self.stack}".lower()
+
+    @property
+    def nat_gateway_count(self) -> int:
+        return 2 if self.nat_strategy == "per-az" else 1
+
+    def subnet_cidrs(self) -> tuple[list[str], list[str]]:
+        """(private, public) CIDRs: the first two quarters are private, two eighths of the third are public.
+
+        Dask workers get the big private subnets; the public ones only hold NAT gateways. The last
+        quarter stays free for growth.
+        """
+        quarters = list(ipaddress.ip_network(self.vpc_cidr).subnets(prefixlen_diff=2))
+        public = list(quarters[2].subnets(prefixlen_diff=1))
+        return [str(quarters[0]), str(quarters[1])], [str(public[0]), str(public[1])]
+
+
+def _network(field: str, value: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(value)
+    except ValueError as exc:
+        raise ValueError(f"{field} {value!r} is not an IPv4 CIDR block like 10.42.0.0/16 ({exc})") from None
+
+
+def load() -> Settings:
+    """Settings of the current stack. Every key has a default in Pulumi.yaml, so `require` only fails on a
+    Pulumi CLI older than 3.44 (no project-level config) - then set the keys with `pulumi config set`."""
+    cfg = pulumi.Config()
+    return Settings(
+        project=pulumi.get_project(),
+        stack=pulumi.get_stack(),
+        region=pulumi.Config("aws").require("region"),
+        name_prefix=cfg.require("name_prefix"),
+        vpc_cidr=cfg.require("vpc_cidr"),
+        dask_access_cidr=cfg.require("dask_access_cidr"),
+        nat_strategy=cfg.require("nat_strategy"),
+        log_retention_days=cfg.require_int("log_retention_days"),
+        use_fargate_spot=cfg.require_bool("use_fargate_spot"),
+    )

@@ -1,0 +1,70 @@
+"""Wire the modules together and return the stack outputs (names are a contract: the deploy step, the ECS work
+pool job template and FargateCluster settings read them)."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from . import compute, identity, logs, network, registry, storage
+from .settings import Settings
+
+OUTPUT_NAMES = (
+    "aws_region",
+    "vpc_id",
+    "private_subnet_ids",
+    "public_subnet_ids",
+    "dask_security_group_id",
+    "ecs_cluster_arn",
+    "ecs_cluster_name",
+    "execution_role_arn",
+    "task_role_arn",
+    "flow_run_role_arn",
+    "log_group_name",
+    "bucket_name",
+    "data_url",
+    "ecr_repository_url",
+)
+
+
+def build(s: Settings) -> dict[str, pulumi.Output]:
+    account = aws.get_caller_identity_output().account_id
+    partition = aws.get_partition_output().partition
+    bucket_name = account.apply(lambda acct: storage.bucket_name_for(s, acct))
+
+    net = network.create(s)
+    bucket = storage.create(s, bucket_name, partition)
+    repo = registry.create(s)
+    log_group = logs.create(s)
+    cluster = compute.create(s)
+    arns = pulumi.Output.all(account, partition, bucket_name).apply(
+        lambda v: identity.Arns(
+            partition=v[1],
+            region=s.region,
+            account=v[0],
+            base_name=s.base_name,
+            bucket_name=v[2],
+            log_group_name=logs.log_group_name_for(s),
+        )
+    )
+    roles = identity.create(arns, s.base_name)
+
+    outputs = {
+        "aws_region": pulumi.Output.from_input(s.region),
+        "vpc_id": net.vpc.id,
+        "private_subnet_ids": pulumi.Output.all(*[subnet.id for subnet in net.private_subnets]),
+        "public_subnet_ids": pulumi.Output.all(*[subnet.id for subnet in net.public_subnets]),
+        "dask_security_group_id": net.dask_security_group.id,
+        "ecs_cluster_arn": cluster.arn,
+        "ecs_cluster_name": cluster.name,
+        "execution_role_arn": roles.execution_role.arn,
+        "task_role_arn": roles.task_role.arn,
+        "flow_run_role_arn": roles.flow_run_role.arn,
+        "log_group_name": log_group.name,
+        "bucket_name": bucket.bucket,
+        "data_url": bucket.bucket.apply(lambda name: f"s3://{name}/pipeline"),
+        "ecr_repository_url": repo.repository_url,
+    }
+    if tuple(outputs) != OUTPUT_NAMES:  # the names are a contract; keep this list and the dict in step
+        raise RuntimeError("stack outputs drifted from OUTPUT_NAMES")
+    return outputs
