@@ -40,6 +40,11 @@ lint: $(BIN)/.installed ## Ruff on the template's own code (baked projects are l
 	$(BIN)/ruff check hooks tests tools local_extensions.py
 	$(BIN)/ruff format --check hooks tests tools local_extensions.py
 
+.PHONY: bump-dask
+bump-dask: $(BIN)/.installed ## Add a Dask release to the supported table: VERSION=... (PYTHONS=3.11,3.12 | CHECK_REGISTRY=1)
+	@test -n "$(VERSION)" || { echo "usage: make bump-dask VERSION=<dask release> PYTHONS=3.11,3.12,3.13 (or CHECK_REGISTRY=1)"; exit 2; }
+	$(BIN)/python tools/bump_dask.py $(VERSION) $(if $(CHECK_REGISTRY),--check-registry,--pythons $(PYTHONS))
+
 .PHONY: demo
 demo: $(BIN)/.installed ## Bake with defaults into build/demo, install it and run its sample pipeline
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)

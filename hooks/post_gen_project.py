@@ -34,10 +34,52 @@ def prune(root: Path, ctx: dict) -> list[str]:
     return removed
 
 
+ABBREVIATIONS = {"gh:": "https://github.com/", "gl:": "https://gitlab.com/", "bb:": "https://bitbucket.org/"}
+
+
+def template_source(ctx: dict) -> tuple[str, str | None]:
+    """(git URL or path of the template, commit it was baked from) for cruft."""
+    template = str(ctx.get("_template", ""))
+    for short, url in ABBREVIATIONS.items():
+        if template.startswith(short):
+            template = url + template[len(short) :]
+            break
+    if not template.startswith(("http://", "https://", "git@", "git+", "ssh://", "file://")):
+        template = str(Path(ctx.get("_repo_dir") or template).resolve())
+    repo_dir = ctx.get("_repo_dir") or template
+    try:
+        out = subprocess.run(["git", "-C", str(repo_dir), "rev-parse", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return template, None
+    return template, out.stdout.strip() if out.returncode == 0 else None
+
+
+def write_cruft_state(root: Path, ctx: dict) -> None:
+    """Record the template and answers in cruft's format, so `make template-update` can apply later fixes.
+
+    Under cruft (`cruft create`, or the bakes `cruft update` diffs) `_commit` is set and cruft
+    writes this file itself; writing it here too would make every update conflict on it.
+    """
+    if ctx.get("_commit"):
+        return
+    template, commit = template_source(ctx)
+    answers = {k: v for k, v in ctx.items() if not k.startswith("_") or k in ("_template", "_commit")}
+    answers["_template"], answers["_commit"] = template, commit
+    state = {
+        "template": template,
+        "commit": commit,
+        "checkout": ctx.get("_checkout"),
+        "context": {"cookiecutter": answers},
+        "directory": None,
+    }
+    (root / ".cruft.json").write_text(json.dumps(state, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def main() -> int:
     ctx = json.loads(r"""{{ cookiecutter | tojson }}""")
     root = Path.cwd()
     prune(root, ctx)
+    write_cruft_state(root, ctx)
     checker = root / "src" / ctx["package_name"] / "pins.py"
     result = subprocess.run([sys.executable, str(checker), "--root", str(root)], check=False)
     if result.returncode != 0:

@@ -60,7 +60,7 @@ class BakedProject:
             POETRY_NO_INTERACTION="1",
             PYPI_MIRROR=_mirror(),
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
-            PREFECT_HOME=str(self.path / ".prefect-home"),
+            PREFECT_HOME=str(self.path.parent / f".prefect-home-{self.path.name}"),
             PYTHONDONTWRITEBYTECODE="1",
         )
         env.pop("PYTEST_ADDOPTS", None)

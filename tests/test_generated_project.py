@@ -1,8 +1,13 @@
 """Slow: baked projects are installed with Poetry and run their own commands, as a user would."""
 
-import pytest
+import json
+import shutil
+import subprocess
 
-from tests.baked import BakedProject
+import pytest
+from cookiecutter.main import cookiecutter
+
+from tests.baked import TEMPLATE, BakedProject
 
 pytestmark = pytest.mark.slow
 
@@ -19,6 +24,38 @@ NON_DEFAULT = {
     "log_retention_days": "90",
     "ci": "none",
 }
+# What the "older" template revision lacks; the update must bring it in.
+ADDED_LATER = "{{cookiecutter.project_slug}}/tests/test_pins.py"
+
+
+def git(cwd, *args) -> str:
+    proc = subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
+def template_history(dest):
+    """A git repo of this template with two revisions: an older one (without ADDED_LATER), then today's."""
+    files = git(TEMPLATE, "ls-files", "--cached", "--others", "--exclude-standard").splitlines()
+    for rel in files:
+        if (TEMPLATE / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(TEMPLATE / rel, dest / rel)
+    git(dest, "init", "-q", "-b", "main")
+    later = (dest / ADDED_LATER).read_text()
+    (dest / ADDED_LATER).unlink()
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", "older template")
+    old = git(dest, "rev-parse", "HEAD")
+    (dest / ADDED_LATER).write_text(later)
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", "current template")
+    return old, git(dest, "rev-parse", "HEAD")
 
 
 @pytest.mark.xdist_group("installed")
@@ -38,13 +75,34 @@ def test_default_project_runs_its_sample_pipeline(installed_project: BakedProjec
 
 
 @pytest.mark.xdist_group("non-default")
-def test_non_default_project_installs_and_passes_its_tests(cookies_session):
-    result = cookies_session.bake(extra_context=NON_DEFAULT)
-    assert result.exception is None, result.exception
-    project = BakedProject(result.project_path, result.context)
+def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path):
+    """Bake non-default answers from an older template revision, update it with cruft, then install and test."""
+    template = tmp_path / "template"
+    template.mkdir()
+    old, new = template_history(template)
+    git(template, "checkout", "-q", old)
+    path = cookiecutter(str(template), no_input=True, extra_context=NON_DEFAULT, output_dir=str(tmp_path / "out"))
+    git(template, "checkout", "-q", "main")
+    project = BakedProject(path, {**NON_DEFAULT, "package_name": "churn_model"})
+    state = json.loads(project.read(".cruft.json"))
+    assert state["commit"] == old and state["context"]["cookiecutter"]["aws_region"] == "eu-west-1"
+    assert not (project.path / "tests" / "test_pins.py").exists()
     assert project.read(".python-version").strip() == "3.13"
+
     project.make("install")
+    git(project.path, "init", "-q", "-b", "main")
+    (project.path / "src" / "churn_model" / "features.py").write_text('"""Our own code: kept by updates."""\n')
+    git(project.path, "add", "-A")
+    git(project.path, "commit", "-qm", "baked from the template, with our own module")
+
+    project.make("template-update")
+    assert json.loads(project.read(".cruft.json"))["commit"] == new
+    assert (project.path / "tests" / "test_pins.py").exists(), "the template's later file did not arrive"
+    assert (project.path / "src" / "churn_model" / "features.py").exists()
+    assert not list(project.path.rglob("*.rej"))
+
     project.make("check-pins")
     project.make("lint")
     proc = project.make("test")
     assert " passed" in proc.stdout and " failed" not in proc.stdout
+    assert "test_pins.py" in project.run("poetry", "run", "pytest", "--collect-only", "-q").stdout
