@@ -44,11 +44,17 @@ def _stack_policy(name, rule):
     )
 
 
-PolicyPack(
-    name="{{ cookiecutter.project_slug }}-security",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    policies=[
+def policies() -> list:
+    """Every rule of rules.py as a mandatory policy."""
+    return [
         *(_resource_policy(name, rule) for name, rule in rules.RESOURCE_RULES.items()),
         *(_stack_policy(name, rule) for name, rule in rules.STACK_RULES.items()),
-    ],
-)
+    ]
+
+
+if __name__ == "__main__":  # the Pulumi CLI runs this file as __main__; constructing the pack serves it
+    PolicyPack(
+        name="{{ cookiecutter.project_slug }}-security",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        policies=policies(),
+    )

@@ -109,6 +109,7 @@ def bucket_not_public(resource_type: str, props: Props) -> list[str]:
 
 
 def bucket_encrypted(resource_type: str, props: Props) -> list[str]:
+    """Bucket encryption configurations use SSE-S3 or SSE-KMS."""
     if resource_type != "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration":
         return []
     algorithms = [
@@ -120,6 +121,7 @@ def bucket_encrypted(resource_type: str, props: Props) -> list[str]:
 
 
 def bucket_versioned(resource_type: str, props: Props) -> list[str]:
+    """Bucket versioning is Enabled (an overwritten or deleted object can be recovered)."""
     if resource_type != "aws:s3/bucketVersioning:BucketVersioning":
         return []
     status = (props.get("versioningConfiguration") or {}).get("status")
@@ -130,6 +132,7 @@ def bucket_versioned(resource_type: str, props: Props) -> list[str]:
 
 
 def ecr_scan_on_push(resource_type: str, props: Props) -> list[str]:
+    """ECR repositories scan every pushed image for known vulnerabilities."""
     if resource_type != "aws:ecr/repository:Repository":
         return []
     scanning = props.get("imageScanningConfiguration") or {}
@@ -137,6 +140,7 @@ def ecr_scan_on_push(resource_type: str, props: Props) -> list[str]:
 
 
 def log_retention(resource_type: str, props: Props) -> list[str]:
+    """Log groups have a retention period."""
     if resource_type != "aws:cloudwatch/logGroup:LogGroup":
         return []
     days = props.get("retentionInDays")
@@ -196,6 +200,7 @@ def statement_violations(stmt: Mapping[str, Any]) -> list[str]:
 
 
 def iam_least_privilege(resource_type: str, props: Props) -> list[str]:
+    """IAM policies name their actions and resources; PassRole lists exact roles; trust policies name a principal."""
     violations = []
     for doc in _policy_documents(resource_type, props):
         for stmt in _statements(doc):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +22,12 @@ INFRA_DIR = Path(__file__).resolve().parents[1]
 ACCOUNT = "123456789012"
 
 
+@functools.cache
 def load_rules():
     """The policy pack's rule module (plain functions), loaded by path: the pack directory is not a package."""
     spec = importlib.util.spec_from_file_location("infra_policy_rules", INFRA_DIR / "policy" / "rules.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
     spec.loader.exec_module(module)
     return module
 
