@@ -116,12 +116,27 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs):
         self.calls.append(args.token)
         r = self.region
-        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            return {"id": r, "names": [f"{r}a", f"{r}b", f"{r}c"], "zoneIds": ["z1", "z2", "z3"]}
-        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"id": ACCOUNT, "accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "userId": "AIDA"}
-        if args.token == "aws:index/getPartition:getPartition":
-            return {"id": "aws", "partition": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws"}
+        answers = {
+            "aws:index/getAvailabilityZones:getAvailabilityZones": {
+                "id": r,
+                "names": [f"{r}a", f"{r}b", f"{r}c"],
+                "zoneIds": ["z1", "z2", "z3"],
+            },
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "id": ACCOUNT,
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/ci",
+                "userId": "AIDA",
+            },
+            "aws:index/getPartition:getPartition": {
+                "id": "aws",
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+                "reverseDnsPrefix": "com.amazonaws",
+            },
+        }
+        if args.token in answers:
+            return answers[args.token]
         raise NotImplementedError(f"the program made an unexpected call: {args.token}")
 
 

@@ -7,10 +7,10 @@ import ipaddress
 import json
 
 import pytest
-from infra_harness import ACCOUNT, Synth, load_rules, project_config, synth
-
 from infra import settings
 from infra.stack import OUTPUT_NAMES
+
+from infra_harness import ACCOUNT, Synth, load_rules, project_config, synth
 
 PROJECT, DEFAULTS = project_config()
 SCENARIOS = {
