@@ -4,7 +4,6 @@ The resources live in the `infra` package, one module per concern; `infra.stack.
 """
 
 import pulumi
-
 from infra import settings, stack
 
 outputs = stack.build(settings.load())

@@ -110,7 +110,7 @@ def problems(
         result = _pulumi(["stack", "init", stack], cwd)
     else:
         return [
-            f"Stack {stack!r} does not exist: create it with `make infra-up STACK={stack}` "
+            f"Stack {stack!r} does not exist: create it with `make infra-up PULUMI_STACK={stack}` "
             f"(or `pulumi stack init {stack} --cwd infrastructure`)"
         ]
     if result.returncode != 0:
@@ -129,7 +129,7 @@ def _json(text: str, default=None):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", default=os.environ.get("STACK", "dev"), help="stack name (default: dev)")
+    parser.add_argument("--stack", default=os.environ.get("PULUMI_STACK", "dev"), help="stack name (default: dev)")
     parser.add_argument("--create-stack", action="store_true", help="create the stack when it does not exist")
     parser.add_argument("--no-credentials", action="store_true", help="do not require AWS credentials")
     args = parser.parse_args(argv)

@@ -9,7 +9,6 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-
 from infra_harness import INFRA_DIR, load_rules
 
 rules = load_rules()

@@ -8,7 +8,6 @@ import stat
 
 import preflight
 import pytest
-
 from infra_harness import INFRA_DIR
 
 FAKE_PULUMI = """#!/bin/sh
@@ -109,7 +108,7 @@ def test_missing_stack_is_created_only_when_asked(env):
     env.install_pulumi(stacks="[]")
     env.with_credentials()
     [problem] = preflight.problems("staging")
-    assert "does not exist" in problem and "make infra-up STACK=staging" in problem
+    assert "does not exist" in problem and "make infra-up PULUMI_STACK=staging" in problem
     assert preflight.problems("staging", create_stack=True) == []
     assert "stack init staging --non-interactive" in env.calls()
 

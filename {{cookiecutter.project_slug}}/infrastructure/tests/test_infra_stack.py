@@ -9,7 +9,6 @@ import json
 import pytest
 from infra import settings
 from infra.stack import OUTPUT_NAMES
-
 from infra_harness import ACCOUNT, Synth, load_rules, project_config, synth
 
 PROJECT, DEFAULTS = project_config()
