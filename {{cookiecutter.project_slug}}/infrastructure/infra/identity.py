@@ -120,9 +120,11 @@ def execution_policy(a: Arns) -> str:
             "Resource": a.repository,
         },
         {
+            # FargateCluster's task definitions set awslogs-create-group, which needs CreateLogGroup even though
+            # the group exists; it is granted on this group only.
             "Sid": "ContainerLogs",
             "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": [a.log_group, f"{a.log_group}:*"],
         },
     )

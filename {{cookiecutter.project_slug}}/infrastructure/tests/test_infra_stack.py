@@ -269,6 +269,15 @@ def test_pass_role_is_exactly_the_two_dask_roles(stack):
     } <= actions
 
 
+def test_execution_role_pulls_this_image_and_writes_this_log_group(stack):
+    log_group_arn = stack.one("log-group").state["arn"]
+    repo_arn = stack.one("image-repository").state["arn"]
+    by_sid = {st["Sid"]: st for st in _statements(stack, "execution_role_arn")}
+    assert by_sid["PullProjectImage"]["Resource"] == repo_arn
+    assert by_sid["ContainerLogs"]["Resource"] == [log_group_arn, f"{log_group_arn}:*"]
+    assert "logs:CreateLogGroup" in by_sid["ContainerLogs"]["Action"]  # awslogs-create-group in FargateCluster
+
+
 def test_dask_task_role_reaches_only_the_project_bucket(stack):
     bucket_arn = f"arn:aws:s3:::{stack.outputs['bucket_name']}"
     for st in _statements(stack, "task_role_arn"):
