@@ -1,0 +1,205 @@
+"""`make rehearse`: the deploy path on loopback, from nothing to a Completed flow run, then torn down.
+
+    1. a Prefect server on 127.0.0.1 (random port, throwaway database in a temporary directory)
+    2. an external Dask cluster: `dask scheduler` + `dask worker` on 127.0.0.1 (random port)
+    3. the local process work pool, created the way `make deploy` creates pools
+    4. `prefect --no-prompt deploy --name batch-pipeline-local` with this project's prefect.yaml
+    5. `prefect worker start` on that pool; the deployment is triggered with PIPELINE_CLUSTER=address
+    6. the flow run is awaited until it is final; the command fails unless it is Completed
+
+Everything started here is stopped afterwards, pass or fail (the Prefect worker and server with
+SIGINT, which is what they stop on, the Dask processes with SIGTERM; SIGKILL if they linger).
+
+    python -m {{ cookiecutter.package_name }}.rehearse [--timeout SECONDS] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
+LOCAL_POOL = f"{PROJECT_SLUG}-local"
+DEPLOYMENT = "batch-pipeline-local"
+FLOW = "batch-pipeline"
+BIN = Path(sys.executable).parent  # prefect and dask console scripts of this environment
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class Services:
+    """Processes started by the rehearsal, each in its own process group, stopped in reverse order."""
+
+    logs: Path
+    env: dict[str, str]
+    started: list[tuple[str, subprocess.Popen, signal.Signals]] = field(default_factory=list)
+
+    def start(self, name: str, cmd: list[str], stop_signal: signal.Signals = signal.SIGTERM) -> subprocess.Popen:
+        log = (self.logs / f"{name}.log").open("w")
+        print(f"+ {' '.join(cmd)}  (log: {name}.log)", flush=True)
+        proc = subprocess.Popen(  # noqa: S603 (our own argv)
+            cmd, cwd=PROJECT_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        self.started.append((name, proc, stop_signal))
+        return proc
+
+    def check_alive(self) -> None:
+        for name, proc, _ in self.started:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{_tail(self.logs / f'{name}.log')}")
+
+    def stop_all(self, grace: float = 20.0) -> None:
+        for name, proc, stop_signal in reversed(self.started):
+            if proc.poll() is None:
+                _signal_group(proc, stop_signal)
+                try:
+                    proc.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    print(f"{name} did not stop on {stop_signal.name}; killing it", file=sys.stderr)
+            _signal_group(proc, signal.SIGKILL)  # children left in the group (e.g. uvicorn, nannies)
+            if proc.poll() is None:
+                proc.wait(timeout=grace)
+        self.started.clear()
+
+
+def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)  # the group started for this process only (start_new_session)
+
+
+def wait_until(what: str, ready, services: Services, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        services.check_alive()
+        if ready():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback http)
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((LOOPBACK, port)) == 0
+
+
+def run_step(cmd: list[str], env: dict[str, str], timeout: float = 300) -> None:
+    print(f"+ {' '.join(cmd)}", flush=True)
+    proc = subprocess.run(cmd, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+    if proc.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+
+
+def trigger_and_wait(timeout: float):
+    """Trigger the deployment through the Prefect API and wait for the flow run's final state."""
+    from prefect.deployments import run_deployment
+
+    return run_deployment(f"{FLOW}/{DEPLOYMENT}", timeout=timeout, poll_interval=2)
+
+
+def rehearse(timeout: float = 900, keep: bool = False) -> int:
+    started_at = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="rehearse-"))
+    api_port, scheduler_port = free_port(), free_port()
+    api_url = f"http://{LOOPBACK}:{api_port}/api"
+    scheduler = f"tcp://{LOOPBACK}:{scheduler_port}"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(workdir / "prefect-home"),
+        "PREFECT_API_URL": api_url,
+        "PREFECT_SERVER_API_HOST": LOOPBACK,
+        "PREFECT_SERVER_API_PORT": str(api_port),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "PIPELINE_CLUSTER": "address",
+        "PIPELINE_SCHEDULER_ADDRESS": scheduler,
+        "PIPELINE_DATA_URL": str(workdir / "data"),
+    }
+    env.pop("PIPELINE_AWS_OUTPUTS", None)
+    os.environ.update({k: env[k] for k in ("PREFECT_HOME", "PREFECT_API_URL", "PREFECT_SERVER_ANALYTICS_ENABLED")})
+    services = Services(logs=workdir, env=env)
+    prefect, dask = [str(BIN / "prefect")], [str(BIN / "dask")]
+    status = 1
+    try:
+        server = [*prefect, "server", "start", "--host", LOOPBACK, "--port", str(api_port)]
+        services.start("prefect-server", server, signal.SIGINT)
+        dashboard = f"{LOOPBACK}:0"
+        services.start(
+            "dask-scheduler",
+            [*dask, "scheduler", "--host", LOOPBACK, "--port", str(scheduler_port), "--dashboard-address", dashboard],
+        )
+        wait_until("Dask scheduler", lambda: port_open(scheduler_port), services, 120)
+        services.start(
+            "dask-worker",
+            [*dask, "worker", scheduler, "--host", LOOPBACK, "--nworkers", "1", "--nthreads", "2", "--no-dashboard"],
+        )
+        wait_until("Prefect server", lambda: http_ok(f"{api_url}/health"), services, 180)
+        run_step([*prefect, "--no-prompt", "work-pool", "create", LOCAL_POOL, "--type", "process", "--overwrite"], env)
+        run_step([*prefect, "--no-prompt", "deploy", "--name", DEPLOYMENT], env)
+        worker = [*prefect, "worker", "start", "--pool", LOCAL_POOL, "--type", "process"]
+        services.start("prefect-worker", worker, signal.SIGINT)
+        flow_run = trigger_and_wait(timeout)
+        state = flow_run.state
+        print(f"flow run {flow_run.name!r} of {FLOW}/{DEPLOYMENT}: {state.name if state else 'no state'}")
+        if state is not None and state.is_completed():
+            status = 0
+        else:
+            print(f"--- prefect-worker.log ---\n{_tail(workdir / 'prefect-worker.log', 80)}", file=sys.stderr)
+    except Exception as exc:  # report, then tear down below
+        print(f"rehearsal failed: {exc}", file=sys.stderr)
+    finally:
+        services.stop_all()
+        if keep:
+            print(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.monotonic() - started_at
+    print(f"rehearsal {'PASSED: flow run Completed' if status == 0 else 'FAILED'} in {elapsed:.0f} s")
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Rehearse the deploy path on loopback (see module docstring).")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the flow run")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory with the logs")
+    args = parser.parse_args(argv)
+    return rehearse(args.timeout, args.keep)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
