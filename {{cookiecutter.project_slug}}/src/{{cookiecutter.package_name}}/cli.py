@@ -1,0 +1,127 @@
+"""Command line: ``run`` (generate -> train -> score), ``generate``, ``train``, ``score``.
+
+Exit status: 0 success, 1 the run failed, 2 usage or configuration error — so a scheduler can tell
+"fix the config" from "retry later". Options override the ``PIPELINE_*`` environment variables
+(see :mod:`.config`); progress and Prefect logs go to the console, the summary to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .config import ConfigError, Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# option -> PIPELINE_* setting it overrides
+COMMON = {
+    "data_url": "local directory or s3://bucket/prefix for datasets, models and predictions",
+    "cluster": "local | address | fargate",
+    "scheduler_address": "existing Dask scheduler (with --cluster address), e.g. tcp://host:8786",
+    "n_workers": "Dask workers (local or Fargate)",
+    "memory_limit": "memory limit per local worker, e.g. 2GiB",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=__package__.replace("_", "-") if __package__ else "pipeline",
+        description="Batch ML pipeline: synthetic data -> dask-ml training -> out-of-core scoring, "
+        "orchestrated by Prefect on a Dask cluster. Settings come from PIPELINE_* variables; options override them.",
+        epilog="exit status: 0 ok, 1 run failed, 2 usage or configuration error",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    for name, text in COMMON.items():
+        kwargs: dict[str, Any] = {"help": text}
+        if name == "cluster":
+            kwargs["choices"] = ["local", "address", "fargate"]
+        if name == "n_workers":
+            kwargs["type"] = int
+        common.add_argument("--" + name.replace("_", "-"), **kwargs)
+    common.add_argument("--processes", action="store_true", default=None, help="local workers as processes")
+    common.add_argument("--seed", type=int, help="random seed (data and split)")
+
+    sizes = argparse.ArgumentParser(add_help=False)
+    sizes.add_argument("--train-rows", type=int, help="rows of the synthetic training set")
+    sizes.add_argument("--train-files", type=int, help="parquet files of the training set")
+    sizes.add_argument("--score-rows", type=int, help="rows of the synthetic scoring set")
+    sizes.add_argument("--score-files", type=int, help="parquet files of the scoring set")
+    sizes.add_argument("--features", type=int, help="feature columns")
+
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", parents=[common, sizes], help="generate sample data, train, score (default sizes)")
+    run.add_argument("--min-accuracy", type=float, help="fail if holdout accuracy is lower")
+    sub.add_parser("generate", parents=[common, sizes], help="write the synthetic train/score datasets (any size)")
+    train = sub.add_parser("train", parents=[common], help="train on a dataset and commit the model")
+    train.add_argument("--dataset", help="training dataset URL (default <data>/datasets/train)")
+    train.add_argument("--min-accuracy", type=float, help="fail if holdout accuracy is lower")
+    score = sub.add_parser("score", parents=[common], help="score a dataset with a committed model")
+    score.add_argument("--dataset", help="dataset URL to score (default <data>/datasets/score)")
+    score.add_argument("--model", help="model URL (default: the latest committed model)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help exits 0, usage errors 2
+        return int(exc.code or 0)
+
+    settings_args = {
+        k: v
+        for k, v in vars(args).items()
+        if v is not None and k not in ("command", "dataset", "model") and k in _setting_names()
+    }
+    # Options become PIPELINE_* variables, so the flow (and anything it starts) sees one configuration.
+    for key, value in settings_args.items():
+        os.environ["PIPELINE_" + key.upper()] = str(value)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    # Without PREFECT_API_URL Prefect starts a temporary local server; its first start migrates a new
+    # database, which takes longer than Prefect's 20 s default on a busy laptop or CI runner.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    from . import flows  # Prefect is imported only for real work: --help stays fast
+
+    print(f"{args.command}: {settings.describe()}", file=sys.stderr, flush=True)
+    try:
+        if args.command == "run":
+            result = flows.batch_pipeline()
+            print(result["summary"])
+        elif args.command == "generate":
+            for ds in flows.generate_flow():
+                print(f"dataset: {ds['url']}  {ds['rows']:,} rows in {ds['files']} files")
+        elif args.command == "train":
+            result = flows.train_flow(dataset_url=args.dataset)
+            print(flows.summary_text("train", result, None, None))
+        else:
+            result = flows.score_flow(model_url=args.model, dataset_url=args.dataset)
+            print(flows.summary_text("score", None, result, None))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(f"{args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _setting_names() -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(Settings)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

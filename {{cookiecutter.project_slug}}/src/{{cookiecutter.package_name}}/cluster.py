@@ -1,0 +1,87 @@
+"""The Dask cluster a flow runs on, chosen by ``PIPELINE_CLUSTER``; always closed, pass or fail.
+
+* ``local`` (default): a ``LocalCluster`` on this machine. Thread-based by default: scoring is I/O
+  and memory bound and threads avoid pickling between processes (``PIPELINE_PROCESSES=true`` to
+  use worker processes, e.g. with ``PIPELINE_MEMORY_LIMIT`` to cap each one).
+* ``address``: an existing scheduler (``PIPELINE_SCHEDULER_ADDRESS``); only the client is closed.
+* ``fargate``: a temporary ``dask_cloudprovider.aws.FargateCluster`` built from the Pulumi stack
+  outputs (``aws_wiring.fargate_cluster_kwargs``); retired when the flow ends, pass or fail.
+
+Before any work the client's, scheduler's and workers' versions are compared with
+``Client.get_versions(check=True)``; a mismatch raises :class:`ClusterVersionError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from distributed import Client, LocalCluster
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+# Checked in addition to Dask's own list (python, dask, distributed, msgpack, cloudpickle, tornado,
+# toolz, numpy, pandas, lz4): what the model and the parquet I/O need to agree on.
+EXTRA_PACKAGES = ["dask_ml", "sklearn", "pyarrow", "fsspec"]
+
+
+class ClusterVersionError(RuntimeError):
+    """Client, scheduler and workers run different package versions."""
+
+
+def make_cluster(settings: Settings) -> Any | None:
+    """A new cluster for ``local``/``fargate`` mode, ``None`` for ``address`` mode."""
+    if settings.cluster == "address":
+        return None
+    if settings.cluster == "fargate":
+        from dask_cloudprovider.aws import FargateCluster
+
+        from .aws_wiring import fargate_cluster_kwargs
+
+        kwargs = fargate_cluster_kwargs(settings.load_aws_outputs(), image=settings.image, n_workers=settings.n_workers)
+        return FargateCluster(**kwargs)
+    return LocalCluster(
+        n_workers=settings.n_workers,
+        threads_per_worker=settings.threads_per_worker,
+        processes=settings.processes,
+        memory_limit=settings.memory_limit,
+        dashboard_address=":0",  # a free port: other clusters may be running on this machine
+        **({"host": "127.0.0.1"} if settings.processes else {}),  # threads talk in-process
+    )
+
+
+def check_versions(client: Client) -> dict[str, Any]:
+    """``Client.get_versions(check=True)`` with a message that says what to do about a mismatch."""
+    try:
+        return client.get_versions(check=True, packages=EXTRA_PACKAGES)
+    except ValueError as exc:
+        raise ClusterVersionError(
+            f"the Dask cluster at {client.scheduler.address} runs other package versions than this client; "
+            "run the flow, the scheduler and every worker from the same project image / environment "
+            f"(see `make check-pins`). Dask reports:\n{exc}"
+        ) from exc
+
+
+@contextmanager
+def dask_client(settings: Settings) -> Iterator[Client]:
+    """A connected, version-checked client; the cluster it created is closed however the block ends."""
+    cluster = None
+    client = None
+    try:
+        cluster = make_cluster(settings)
+        address = settings.scheduler_address if cluster is None else cluster
+        client = Client(address, timeout=min(settings.worker_timeout, 60))
+        client.wait_for_workers(1, timeout=settings.worker_timeout)
+        check_versions(client)
+        log.info("Dask cluster ready: %s (dashboard %s)", client.scheduler.address, client.dashboard_link)
+        yield client
+    finally:
+        if client is not None:
+            with suppress(Exception):
+                client.close()
+        if cluster is not None:
+            cluster.close()
