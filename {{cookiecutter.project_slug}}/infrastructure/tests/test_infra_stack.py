@@ -139,8 +139,9 @@ def test_region_cidrs_and_names_follow_config(stack):
 def test_outputs_are_the_contract_and_point_at_the_right_resources(stack):
     out = stack.outputs
     assert tuple(out) == OUTPUT_NAMES
-    private = [r for r in stack.of_type(":Subnet") if r.name.startswith("private-")]
-    public = [r for r in stack.of_type(":Subnet") if r.name.startswith("public-")]
+    subnets = sorted(stack.of_type(":Subnet"), key=lambda r: r.name)  # registration order is not deterministic
+    private = [r for r in subnets if r.name.startswith("private-")]
+    public = [r for r in subnets if r.name.startswith("public-")]
     assert out["private_subnet_ids"] == [r.id for r in private] and len(private) == 2
     assert out["public_subnet_ids"] == [r.id for r in public] and len(public) == 2
     assert len({r.inputs["availabilityZone"] for r in private}) == 2
