@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.baked import CONTEXT, JINJA_LEFTOVER, TEMPLATE, bake, project_files, supported_pairs
 
@@ -55,6 +56,8 @@ def assert_clean(project) -> None:
             compile((project.path / rel).read_text(), rel, "exec")
         if rel.endswith(".toml"):
             tomllib.loads((project.path / rel).read_text())
+        if rel.endswith((".yaml", ".yml")):
+            yaml.safe_load((project.path / rel).read_text())
     for args in (["check", "."], ["format", "--check", "."]):
         proc = subprocess.run([str(RUFF), *args], cwd=project.path, capture_output=True, text=True)
         assert proc.returncode == 0, f"ruff {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}"

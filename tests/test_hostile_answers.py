@@ -3,6 +3,7 @@
 import tomllib
 
 import pytest
+import yaml
 
 from tests.baked import BakedProject, bake
 from tests.test_bake import assert_clean
@@ -37,6 +38,7 @@ def test_hostile_text_is_data_not_code(cookies, tmp_path, text):
     assert meta["description"] == text
     assert meta["authors"][0]["name"] == text
     assert text in project.read("README.md")
+    assert yaml.safe_load(project.read("infrastructure/Pulumi.yaml"))["description"] == text
     assert not list(project.path.parent.glob("pwned")) and not (project.path / "pwned").exists()
     assert_clean(project)
 
