@@ -26,7 +26,7 @@ PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
 AWS_REGION = "{{ cookiecutter.aws_region }}"
 WORKER_VCPUS = {{ cookiecutter.worker_vcpus }}
 MAX_WORKERS = {{ cookiecutter.max_workers }}
-USE_FARGATE_SPOT = "{{ cookiecutter.use_fargate_spot|lower }}" in {"true", "yes", "y", "1"}
+USE_FARGATE_SPOT = {{ "True" if cookiecutter.use_fargate_spot|string|lower in ["true", "yes", "y", "1"] else "False" }}
 
 MIB_PER_VCPU = 4096  # 4 GiB of memory per vCPU: valid on Fargate for 1, 2 and 4 vCPUs
 SCHEDULER_VCPUS = 1

@@ -23,7 +23,7 @@ PRICES_FILE = Path(__file__).with_name("prices.json")
 # Defaults from the cookiecutter answers.
 WORKER_VCPUS = {{ cookiecutter.worker_vcpus }}
 MAX_WORKERS = {{ cookiecutter.max_workers }}
-USE_FARGATE_SPOT = "{{ cookiecutter.use_fargate_spot|lower }}" in {"true", "yes", "y", "1"}
+USE_FARGATE_SPOT = {{ "True" if cookiecutter.use_fargate_spot|string|lower in ["true", "yes", "y", "1"] else "False" }}
 NAT_GATEWAYS = {{ 2 if cookiecutter.nat_strategy == "per-az" else 1 }}
 AWS_REGION = "{{ cookiecutter.aws_region }}"
 GIB_PER_VCPU = 4  # matches aws_wiring.MIB_PER_VCPU

@@ -3,8 +3,8 @@
     1. a Prefect server on 127.0.0.1 (random port, throwaway database in a temporary directory)
     2. an external Dask cluster: `dask scheduler` + `dask worker` on 127.0.0.1 (random port)
     3. the local process work pool, created the way `make deploy` creates pools
-    4. `prefect --no-prompt deploy --name batch-pipeline-local` with this project's prefect.yaml
-    5. `prefect worker start` on that pool; the deployment is triggered with PIPELINE_CLUSTER=address
+    4. `prefect worker start` on that pool, and `prefect --no-prompt deploy --name batch-pipeline-local`
+       with this project's prefect.yaml; the deployment is triggered with PIPELINE_CLUSTER=address
     6. the flow run is awaited until it is final; the command fails unless it is Completed
 
 Everything started here is stopped afterwards, pass or fail (the Prefect worker and server with
@@ -36,6 +36,11 @@ DEPLOYMENT = "batch-pipeline-local"
 FLOW = "batch-pipeline"
 BIN = Path(sys.executable).parent  # prefect and dask console scripts of this environment
 LOOPBACK = "127.0.0.1"
+_STARTED = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - _STARTED:6.1f}s] {message}", flush=True)
 
 
 def free_port() -> int:
@@ -61,7 +66,7 @@ class Services:
 
     def start(self, name: str, cmd: list[str], stop_signal: signal.Signals = signal.SIGTERM) -> subprocess.Popen:
         log = (self.logs / f"{name}.log").open("w")
-        print(f"+ {' '.join(cmd)}  (log: {name}.log)", flush=True)
+        say(f"+ {' '.join(cmd)}  (log: {name}.log)")
         proc = subprocess.Popen(  # noqa: S603 (our own argv)
             cmd, cwd=PROJECT_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -118,7 +123,7 @@ def port_open(port: int) -> bool:
 
 
 def run_step(cmd: list[str], env: dict[str, str], timeout: float = 300) -> None:
-    print(f"+ {' '.join(cmd)}", flush=True)
+    say(f"+ {' '.join(cmd)}")
     proc = subprocess.run(cmd, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
     if proc.returncode != 0:
         raise RuntimeError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
@@ -132,7 +137,8 @@ def trigger_and_wait(timeout: float):
 
 
 def rehearse(timeout: float = 900, keep: bool = False) -> int:
-    started_at = time.monotonic()
+    global _STARTED
+    started_at = _STARTED = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="rehearse-"))
     api_port, scheduler_port = free_port(), free_port()
     api_url = f"http://{LOOPBACK}:{api_port}/api"
@@ -169,13 +175,16 @@ def rehearse(timeout: float = 900, keep: bool = False) -> int:
             [*dask, "worker", scheduler, "--host", LOOPBACK, "--nworkers", "1", "--nthreads", "2", "--no-dashboard"],
         )
         wait_until("Prefect server", lambda: http_ok(f"{api_url}/health"), services, 180)
+        say(f"Prefect server ready at {api_url}; Dask scheduler at {scheduler}")
         run_step([*prefect, "--no-prompt", "work-pool", "create", LOCAL_POOL, "--type", "process", "--overwrite"], env)
-        run_step([*prefect, "--no-prompt", "deploy", "--name", DEPLOYMENT], env)
+        # The worker starts while the deployment is applied (it polls the pool until a run is due).
         worker = [*prefect, "worker", "start", "--pool", LOCAL_POOL, "--type", "process"]
         services.start("prefect-worker", worker, signal.SIGINT)
+        run_step([*prefect, "--no-prompt", "deploy", "--name", DEPLOYMENT], env)
+        say(f"triggering {FLOW}/{DEPLOYMENT} and waiting for the run")
         flow_run = trigger_and_wait(timeout)
         state = flow_run.state
-        print(f"flow run {flow_run.name!r} of {FLOW}/{DEPLOYMENT}: {state.name if state else 'no state'}")
+        say(f"flow run {flow_run.name!r} of {FLOW}/{DEPLOYMENT}: {state.name if state else 'no state'}")
         if state is not None and state.is_completed():
             status = 0
         else:
@@ -183,6 +192,7 @@ def rehearse(timeout: float = 900, keep: bool = False) -> int:
     except Exception as exc:  # report, then tear down below
         print(f"rehearsal failed: {exc}", file=sys.stderr)
     finally:
+        say("stopping everything started here")
         services.stop_all()
         if keep:
             print(f"logs kept in {workdir}")
