@@ -7,8 +7,8 @@
 * ``fargate``: a temporary ``dask_cloudprovider.aws.FargateCluster`` built from the Pulumi stack
   outputs (``aws_wiring.fargate_cluster_kwargs``); retired when the flow ends, pass or fail.
 
-Before any work the client's, scheduler's and workers' versions are compared with
-``Client.get_versions(check=True)``; a mismatch raises :class:`ClusterVersionError`.
+Before any work the client's, scheduler's and workers' versions are compared
+(``Client.get_versions`` + Dask's own comparison); a mismatch raises :class:`ClusterVersionError`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from distributed import Client, LocalCluster
+from distributed import versions as version_module
 
 from .config import Settings
 
@@ -55,15 +56,22 @@ def make_cluster(settings: Settings) -> Any | None:
 
 
 def check_versions(client: Client) -> dict[str, Any]:
-    """``Client.get_versions(check=True)`` with a message that says what to do about a mismatch."""
-    try:
-        return client.get_versions(check=True, packages=EXTRA_PACKAGES)
-    except ValueError as exc:
+    """Compare client, scheduler and worker versions; :class:`ClusterVersionError` on any difference.
+
+    ``Client.get_versions(check=True)`` only *warns* about mismatched packages in current
+    distributed releases, so the same comparison (``distributed.versions.error_message``) is made
+    here and any mismatch is an error: a cluster on other versions can fail late or compute wrong.
+    """
+    versions = client.get_versions(packages=EXTRA_PACKAGES)
+    report = version_module.error_message(versions["scheduler"], versions["workers"], versions["client"])
+    problem = report["error"] or report["warning"]
+    if problem:
         raise ClusterVersionError(
             f"the Dask cluster at {client.scheduler.address} runs other package versions than this client; "
             "run the flow, the scheduler and every worker from the same project image / environment "
-            f"(see `make check-pins`). Dask reports:\n{exc}"
-        ) from exc
+            f"(see `make check-pins`). Dask reports:\n{problem}"
+        )
+    return versions
 
 
 @contextmanager

@@ -103,7 +103,8 @@ def split_valid(frame: pd.DataFrame, features: Sequence[str]) -> tuple[pd.DataFr
     bad = nan | inf | big | no_id
     if not bad.any():
         return frame, frame.iloc[:0].assign(**{REASON: pd.Series(dtype="string")})
-    reason = np.select([no_id, nan, inf, big], ["missing id", "missing feature", "infinite feature", "out of range"], "")
+    reasons = ["missing id", "missing feature", "infinite feature", "out of range"]
+    reason = np.select([no_id, nan, inf, big], reasons, "")
     quarantined = frame[bad].assign(**{REASON: pd.array(reason[bad], dtype="string")})
     return frame[~bad], quarantined
 

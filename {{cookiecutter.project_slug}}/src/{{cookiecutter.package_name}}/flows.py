@@ -25,11 +25,25 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from . import publish
-from .cluster import ClusterVersionError, dask_client
-from .config import ConfigError, Settings
-from .data import feature_names, list_parquet, partition_sizes, score_file, write_partition
-from .model import ModelVersionError, QualityGateError, load_model, save_model, train
+# Absolute imports: Prefect deployments load this file by path (prefect.yaml entrypoint), and the
+# functions handed to Dask must live in the installed package so that workers can import them.
+from {{ cookiecutter.package_name }} import publish
+from {{ cookiecutter.package_name }}.cluster import ClusterVersionError, dask_client
+from {{ cookiecutter.package_name }}.config import ConfigError, Settings
+from {{ cookiecutter.package_name }}.data import (
+    feature_names,
+    list_parquet,
+    partition_sizes,
+    score_file,
+    write_partition,
+)
+from {{ cookiecutter.package_name }}.model import (
+    ModelVersionError,
+    QualityGateError,
+    load_model,
+    save_model,
+    train,
+)
 
 # Errors a retry cannot fix: fail the step at once.
 PERMANENT_ERRORS = (
