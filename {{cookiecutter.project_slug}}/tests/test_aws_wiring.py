@@ -97,6 +97,9 @@ def test_missing_outputs_are_named():
         aws_wiring.work_pool_job_template(partial, IMAGE)
     with pytest.raises(aws_wiring.OutputsError, match="vpc_id"):
         aws_wiring.fargate_cluster_kwargs(partial, IMAGE, 1)
+    # No silent fallback to dask-cloudprovider's default image: workers must run the project image.
+    with pytest.raises(ValueError, match="project image"):
+        aws_wiring.fargate_cluster_kwargs(OUTPUTS, "", 1)
 
 
 def test_load_outputs_from_env_and_file(tmp_path):
