@@ -103,3 +103,126 @@ def test_make_deploy_and_destroy_stop_on_this_machine(tmp_path):
         assert sum(line.startswith("missing: ") for line in proc.stderr.splitlines()) == count, proc.stderr
         assert f"`make {target}` stopped before changing anything" in proc.stderr
     assert {line.split()[1] for line in log.read_text().splitlines()} == {"whoami", "info"}
+
+
+# A dry run of the whole `deploy`/`destroy` sequence: stand-ins for the pulumi, docker and prefect CLIs log
+# their calls (pulumi answers with stack outputs), AWS is moto, and the Prefect API is a /health endpoint.
+STAND_IN = """#!/bin/sh
+tool=$(basename "$0")
+echo "$tool $*" >> "@LOG@"
+[ -n "$PIPELINE_IMAGE" ] && echo "env PIPELINE_IMAGE=$PIPELINE_IMAGE" >> "@LOG@"
+prev=""
+for arg in "$@"; do
+  [ "$prev" = "--base-job-template" ] && cp "$arg" "@TMP@/template.json"
+  prev="$arg"
+done
+case "$tool $1 $2" in
+  "pulumi whoami"*) cat "@TMP@/whoami.json" ;;
+  "pulumi stack ls") echo '[{"name": "dev"}]' ;;
+  "pulumi stack output") cat "@TMP@/outputs.json" ;;
+  "docker login"*) cat > /dev/null ;;
+esac
+exit 0
+"""
+
+
+@pytest.fixture
+def stand_ins(tmp_path, monkeypatch):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from moto import mock_aws
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tests.test_aws_wiring import OUTPUTS
+
+    log = tmp_path / "calls.log"
+    (tmp_path / "outputs.json").write_text(json.dumps(OUTPUTS))
+    (tmp_path / "whoami.json").write_text(json.dumps({"url": "https://api.pulumi.com", "user": "ci"}))
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    for tool in ("pulumi", "docker", "prefect"):
+        path = fake_bin / tool
+        path.write_text(STAND_IN.replace("@LOG@", str(log)).replace("@TMP@", str(tmp_path)))
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PULUMI_STACK", "dev")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(200 if self.path == "/api/health" else 404)
+            self.end_headers()
+            self.wfile.write(b"true")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/api"
+    with mock_aws(), temporary_settings(updates={PREFECT_API_URL: url}):
+        import boto3
+
+        boto3.client("ecr", region_name=OUTPUTS["aws_region"]).create_repository(
+            repositoryName=OUTPUTS["ecr_repository_url"].split("/", 1)[1]
+        )
+        yield log, tmp_path
+    server.shutdown()
+
+
+def _calls(log: Path) -> list[str]:
+    return [" ".join(line.split()[:3]) for line in log.read_text().splitlines()]
+
+
+def test_deploy_runs_every_step_in_order(stand_ins):
+    import json
+
+    from tests.test_aws_wiring import OUTPUTS
+
+    log, tmp = stand_ins
+    deploy.deploy()
+    image = f"{OUTPUTS['ecr_repository_url']}:{deploy.git_revision()}"
+    text = log.read_text()
+    assert _calls(log) == [
+        "pulumi whoami --non-interactive",
+        "docker info",
+        "pulumi whoami --json",  # infrastructure/preflight.py, once all else is present
+        "pulumi stack ls",
+        "pulumi stack select",
+        "pulumi up --yes",
+        "pulumi stack output",
+        "docker build --platform",
+        "docker login --username",
+        "docker tag {{ cookiecutter.project_slug }}:" + deploy.git_revision(),
+        "docker push " + image,
+        "prefect --no-prompt work-pool",
+        "prefect --no-prompt work-pool",
+        "prefect --no-prompt deploy",
+        "env PIPELINE_IMAGE=" + image,
+    ]
+    assert "--policy-pack" in text and "--stack dev" in text
+    assert f"work-pool create {deploy.ECS_POOL} --type ecs --overwrite --base-job-template" in text
+    assert f"work-pool create {deploy.LOCAL_POOL} --type process --overwrite" in text
+    assert "prefect --no-prompt deploy --all" in text
+    template = json.loads((tmp / "template.json").read_text())
+    assert template["variables"]["properties"]["image"]["default"] == image
+
+
+def test_destroy_reverses_deploy(stand_ins):
+    log, _ = stand_ins
+    deploy.destroy()
+    calls = _calls(log)
+    assert calls[-6:] == [
+        "pulumi stack output",
+        "prefect --no-prompt deployment",
+        "prefect --no-prompt deployment",
+        "prefect --no-prompt deployment",
+        "prefect --no-prompt work-pool",
+        "pulumi destroy --yes",
+    ]
+    assert f"work-pool delete {deploy.ECS_POOL}" in log.read_text()
