@@ -49,8 +49,10 @@ REQUIRED_OUTPUTS = (
     "log_group_name",
     "data_url",
 )
-# Environment the flow-run container passes on to the Dask scheduler and workers when set.
-FORWARDED_ENV = ("PREFECT_API_URL", "PREFECT_LOGGING_LEVEL", "PIPELINE_DATA_URL")
+# Environment the flow-run container passes on to the Dask scheduler and workers when set: Prefect task
+# runs on the workers report to the same API (with Prefect Cloud that takes the API key, which then sits
+# in the workers' ECS task definition; prefer a key of a service account limited to this workspace).
+FORWARDED_ENV = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_LOGGING_LEVEL", "PIPELINE_DATA_URL")
 
 
 class OutputsError(ValueError):

@@ -107,6 +107,13 @@ def prefect_api_url() -> str | None:
     return PREFECT_API_URL.value() or None
 
 
+def prefect_api_key() -> str | None:
+    from prefect.settings import PREFECT_API_KEY
+
+    key = PREFECT_API_KEY.value()
+    return (key.get_secret_value() if hasattr(key, "get_secret_value") else key) or None
+
+
 def check_prefect() -> str | None:
     try:
         url = prefect_api_url()
@@ -117,8 +124,11 @@ def check_prefect() -> str | None:
             "PREFECT_API_URL is not set: `prefect cloud login`, or `prefect config set "
             "PREFECT_API_URL=http://<server>/api` for a self-hosted Prefect server that your ECS worker also reaches"
         )
+    request = urllib.request.Request(f"{url.rstrip('/')}/health")  # noqa: S310 (the configured http(s) API)
+    if key := prefect_api_key():  # Prefect Cloud answers only with the key
+        request.add_header("Authorization", f"Bearer {key}")
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=10) as response:  # noqa: S310 (http/https API)
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             if response.status == 200:
                 return None
     except (urllib.error.URLError, OSError, ValueError) as exc:
