@@ -1,0 +1,31 @@
+"""The rehearsal's process handling: every process it starts is stopped, also one that ignores its signal.
+(The rehearsal itself, `make rehearse`, runs in CI and in the template's tests: a few minutes.)"""
+
+import signal
+import sys
+
+import pytest
+
+from {{ cookiecutter.package_name }} import rehearse
+
+STUBBORN = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('up', flush=True); time.sleep(600)"
+
+
+def test_services_stop_everything_even_a_process_that_ignores_sigint(tmp_path):
+    services = rehearse.Services(logs=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    stubborn = services.start("stubborn", [sys.executable, "-c", STUBBORN], signal.SIGINT)
+    polite = services.start("polite", [sys.executable, "-c", "import time; time.sleep(600)"])
+    rehearse.wait_until("stubborn", lambda: "up" in (tmp_path / "stubborn.log").read_text(), services, 30)
+    services.stop_all(grace=1)
+    assert stubborn.poll() is not None and polite.poll() is not None
+    assert stubborn.returncode == -signal.SIGKILL  # SIGINT ignored -> killed after the grace period
+    assert polite.returncode == -signal.SIGTERM
+    assert services.started == []
+
+
+def test_a_service_that_dies_is_reported_with_its_log(tmp_path):
+    services = rehearse.Services(logs=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    services.start("broken", [sys.executable, "-c", "print('cannot bind'); raise SystemExit(3)"])
+    with pytest.raises(RuntimeError, match="broken exited with 3:\ncannot bind"):
+        rehearse.wait_until("never", lambda: False, services, 30)
+    services.stop_all(grace=1)
