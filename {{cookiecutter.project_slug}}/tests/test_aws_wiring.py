@@ -80,7 +80,11 @@ def test_fargate_cluster_accepts_the_kwargs_without_starting():
     async def construct():
         return FargateCluster(asynchronous=True, **kwargs)
 
-    cluster = asyncio.run(construct())
+    loop = asyncio.new_event_loop()  # not asyncio.run: that unsets the current loop other tests rely on
+    try:
+        cluster = loop.run_until_complete(construct())
+    finally:
+        loop.close()
     assert cluster.status.name == "created"  # never started: no AWS call was made
     assert cluster.image == IMAGE
     assert cluster.cluster_arn == OUTPUTS["ecs_cluster_arn"]
