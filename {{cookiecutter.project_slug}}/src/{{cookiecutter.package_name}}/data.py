@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -125,12 +126,29 @@ def list_parquet(url: str, storage_options: dict[str, Any] | None = None) -> lis
         return [protocol + p for p in files]
 
 
-# -- scoring, one file at a time ---------------------------------------------------------------------
+# -- scoring, one file at a time ------------------------------------------------------------------
+@dataclass(frozen=True)
+class LinearScorer:
+    """What a worker needs to score: feature names, folded weights and bias (numpy only).
+
+    Shipped inside each scoring task (a few hundred bytes), so workers import no ML library
+    for scoring, keep their memory for data, and a restarted worker loses nothing.
+    """
+
+    features: tuple[str, ...]
+    weights: np.ndarray
+    bias: float
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        z = np.asarray(x, dtype=np.float32) @ self.weights.astype(np.float32) + np.float32(self.bias)
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+
 def score_file(
     in_url: str,
     out_url: str,
     quarantine_url: str,
-    model: Any,
+    model: LinearScorer,
     batch_rows: int,
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:

@@ -193,14 +193,13 @@ def score_dataset(client: Client, settings: Settings, model_url: str, dataset_ur
     logger.info("scoring %d files of %s with %s", len(files), dataset_url, model_url)
     t0 = time.perf_counter()
     try:
-        [model_future] = client.scatter([model], broadcast=True, hash=False)
         names = [f"part-{i:05d}.parquet" for i in range(len(files))]
         futures = client.map(
             score_file,
             files,
             [publish.join(staging, n) for n in names],
             [publish.join(staging, "quarantine", n) for n in names],
-            model=model_future,
+            model=model.scorer(),  # a few hundred bytes of numpy: no ML imports on workers
             batch_rows=settings.batch_rows,
             storage_options=so,
             retries=settings.retries,

@@ -29,7 +29,7 @@ from dask_ml.preprocessing import StandardScaler
 from distributed import Client
 
 from . import publish
-from .data import BAYES_ACCURACY, ID, LABEL, split_valid
+from .data import BAYES_ACCURACY, ID, LABEL, LinearScorer, split_valid
 
 # Libraries whose versions must match between training and scoring (module name -> distribution).
 VERSIONED = {
@@ -68,22 +68,21 @@ class Model:
     versions: dict[str, str] = field(default_factory=library_versions)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Probability of the positive class for a 2-D float array of feature rows.
+        """Probability of the positive class for a 2-D float array of feature rows."""
+        return self.scorer().predict_proba(x)
 
-        Scaler and linear model folded into one matrix-vector product in float32: scoring is the
-        hot path, and this avoids the copies ``scaler.transform`` makes. Equal to
-        ``estimator.predict_proba(scaler.transform(x))[:, 1]`` (checked in training).
+    def scorer(self) -> LinearScorer:
+        """Scaler and linear model folded into one float32 matrix-vector product for scoring.
+
+        Equal to ``estimator.predict_proba(scaler.transform(x))[:, 1]`` (checked after training);
+        avoids the copies ``scaler.transform`` makes and needs numpy only on the workers.
         """
-        weights, bias = self.linear()
-        return (1.0 / (1.0 + np.exp(-(np.asarray(x, dtype=np.float32) @ weights + bias)))).astype(np.float32)
-
-    def linear(self) -> tuple[np.ndarray, np.float32]:
         mean = np.asarray(self.scaler.mean_, dtype=np.float64)
         scale = np.asarray(self.scaler.scale_, dtype=np.float64)
         coef = np.asarray(self.estimator.coef_, dtype=np.float64).ravel()
         intercept = float(np.ravel(self.estimator.intercept_)[0])
         weights = coef / scale
-        return weights.astype(np.float32), np.float32(intercept - mean @ weights)
+        return LinearScorer(tuple(self.features), weights.astype(np.float32), float(intercept - mean @ weights))
 
 
 def _valid_rows(part: pd.DataFrame, features: list[str]) -> pd.DataFrame:
