@@ -8,8 +8,8 @@ import pytest
 
 
 def _leftovers(project_path: Path) -> list[str]:
-    """Command lines of processes still running the project's prefect or dask (Linux /proc)."""
-    bins = (f"{project_path}/.venv/bin/prefect", f"{project_path}/.venv/bin/dask")
+    """Command lines of processes still running the project's prefect, dask or python (Linux /proc)."""
+    bins = (f"{project_path}/.venv/bin/prefect", f"{project_path}/.venv/bin/dask", f"{project_path}/.venv/bin/python")
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:

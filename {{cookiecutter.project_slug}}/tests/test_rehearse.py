@@ -2,7 +2,9 @@
 (The rehearsal itself, `make rehearse`, runs in CI and in the template's tests: a few minutes.)"""
 
 import signal
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +31,19 @@ def test_a_service_that_dies_is_reported_with_its_log(tmp_path):
     with pytest.raises(RuntimeError, match="broken exited with 3:\ncannot bind"):
         rehearse.wait_until("never", lambda: False, services, 30)
     services.stop_all(grace=1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_stragglers_outside_the_process_groups_are_found_by_their_environment(tmp_path):
+    marker = f"PREFECT_HOME={tmp_path}/prefect-home"
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"],
+        env={"PATH": "/usr/bin:/bin", "PREFECT_HOME": f"{tmp_path}/prefect-home"},
+        start_new_session=True,
+    )
+    try:
+        assert rehearse.kill_stragglers(marker) == 1
+        assert orphan.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()

@@ -93,6 +93,24 @@ class Services:
         self.started.clear()
 
 
+def kill_stragglers(marker: str) -> int:
+    """SIGKILL processes that inherited this rehearsal's environment (`marker` is its unique PREFECT_HOME
+    setting) but left the process groups, e.g. a flow-run process started in a session of its own. Linux."""
+    needle = marker.encode()
+    killed = 0
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        pid = int(environ.parent.name)
+        if pid == os.getpid():
+            continue
+        try:
+            if needle in environ.read_bytes().split(b"\0"):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        except OSError:
+            continue
+    return killed
+
+
 def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)  # the group started for this process only (start_new_session)
@@ -194,6 +212,8 @@ def rehearse(timeout: float = 900, keep: bool = False) -> int:
     finally:
         say("stopping everything started here")
         services.stop_all()
+        if stragglers := kill_stragglers(f"PREFECT_HOME={env['PREFECT_HOME']}"):
+            say(f"killed {stragglers} leftover process(es)")
         if keep:
             print(f"logs kept in {workdir}")
         else:
