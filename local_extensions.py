@@ -1,7 +1,5 @@
 """Jinja filters for this template (cookiecutter loads them through `_extensions`)."""
 
-import json
-
 from cookiecutter.utils import simple_filter
 
 
@@ -9,8 +7,18 @@ from cookiecutter.utils import simple_filter
 def quoted(value) -> str:
     """A double-quoted string literal that is valid TOML, YAML and Python for any answer.
 
-    Unlike `tojson`, non-ASCII characters stay as they are: `tojson` escapes characters outside
-    the Basic Multilingual Plane (emoji) as surrogate pairs, which TOML rejects and Python
-    decodes into unencodable lone surrogates.
+    Printable characters stay as they are (unlike `tojson`, which writes emoji as surrogate pairs
+    that TOML rejects); quotes, backslashes and every non-printable character are escaped with the
+    `\\uXXXX` / `\\UXXXXXXXX` forms that all three languages read the same way.
     """
-    return json.dumps(str(value), ensure_ascii=False)
+    out = []
+    for ch in str(value):
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'

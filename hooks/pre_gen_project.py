@@ -16,6 +16,7 @@ import keyword
 import os
 import re
 import sys
+import unicodedata
 from pathlib import Path
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
@@ -34,7 +35,7 @@ def _show(value: object) -> str:
 def _single_line(field: str, value: str, max_len: int) -> str | None:
     if not value.strip():
         return f"{field} {_show(value)} is empty; give a non-empty value"
-    if len(value) > max_len or any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if len(value) > max_len or any(unicodedata.category(c) == "Cc" for c in value):
         return f"{field} {_show(value)} is not allowed: one line of at most {max_len} characters"
     return None
 

@@ -79,6 +79,8 @@ def test_defaults_are_valid():
         ("author_email", "nobody", "e-mail address"),
         ("project_name", "", "is empty"),
         ("project_name", "two\nlines", "one line"),
+        ("description", "C1 control \x85 inside", "one line"),
+        ("author_name", "tab\there", "one line"),
         ("project_name", "x" * 81, "at most 80"),
         ("description", "x" * 201, "at most 200"),
     ],

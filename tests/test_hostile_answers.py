@@ -19,6 +19,7 @@ HOSTILE = [
     "<script>alert(1)</script> & [link](javascript:x)",
     "Toml = [inline] # comment",
     "x" * 80,
+    "Zero\u200bwidth, bidi \u202e override, family 👨\u200d👩\u200d👧, tag \U000e0041 and \ufeff",
 ]
 
 
