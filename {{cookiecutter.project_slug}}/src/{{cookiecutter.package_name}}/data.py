@@ -96,10 +96,11 @@ def split_valid(frame: pd.DataFrame, features: Sequence[str]) -> tuple[pd.DataFr
     missing = [c for c in (ID, *features) if c not in frame.columns]
     if missing:
         raise ValueError(f"input lacks columns {missing}; expected {ID!r} and {len(features)} feature columns")
-    x = frame[list(features)].to_numpy(dtype=np.float64, na_value=np.nan)
-    nan = np.isnan(x).any(axis=1)
-    inf = np.isinf(x).any(axis=1)
-    big = (np.abs(np.where(np.isfinite(x), x, 0.0)) > MAX_ABS_FEATURE).any(axis=1)
+    x = frame[list(features)].to_numpy(dtype=np.float32, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        nan = np.isnan(x).any(axis=1)
+        inf = np.isinf(x).any(axis=1)
+        big = (np.abs(x) > MAX_ABS_FEATURE).any(axis=1) & ~inf
     no_id = frame[ID].isna().to_numpy()
     bad = nan | inf | big | no_id
     if not bad.any():
