@@ -154,6 +154,7 @@ def validate(ctx: dict) -> list[str]:
             ["1", "3", "5", "7", "14", "30", "60", "90", "120", "150", "180", "365", "400", "545", "731"],
         ),
         _choice(ctx, "ci", ["github", "none"]),
+        _choice(ctx, "code_source", ["image", "git"]),
     ]
     return [e for e in errors if e]
 

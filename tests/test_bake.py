@@ -24,6 +24,7 @@ VARIATIONS = [
     {"log_retention_days": "7"},
     {"log_retention_days": "365"},
     {"ci": "none"},
+    {"code_source": "git"},
     {"aws_region": "eu-west-1"},
     {"vpc_cidr": "172.20.0.0/20", "dask_access_cidr": "172.20.0.0/20"},
     {"dask_access_cidr": "203.0.113.7/32"},

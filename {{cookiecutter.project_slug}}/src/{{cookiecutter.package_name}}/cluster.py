@@ -21,6 +21,7 @@ from typing import Any
 from distributed import Client, LocalCluster
 from distributed import versions as version_module
 
+from .codeship import ship_to_workers
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ def dask_client(settings: Settings) -> Iterator[Client]:
         client = Client(address, timeout=min(settings.worker_timeout, 60))
         client.wait_for_workers(1, timeout=settings.worker_timeout)
         check_versions(client)
+        if shipped := ship_to_workers(client):  # code_source=git: the checkout's code on every worker
+            log.info("project code from %s sent to the Dask workers", shipped)
         log.info("Dask cluster ready: %s (dashboard %s)", client.scheduler.address, client.dashboard_link)
         yield client
     finally:

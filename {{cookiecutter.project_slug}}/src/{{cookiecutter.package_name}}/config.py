@@ -26,6 +26,8 @@ PIPELINE_SCORE_ROWS / _FILES     synthetic scoring set size (1000000 rows / 10 f
 PIPELINE_MALFORMED_FRACTION      share of deliberately malformed synthetic rows (0.001)
 PIPELINE_BATCH_ROWS              rows per record batch while scoring; bounds memory (262144)
 PIPELINE_MIN_ACCURACY            holdout accuracy below which training fails (0.85)
+PIPELINE_MAX_QUARANTINE_FRACTION share of malformed (quarantined) rows above which training
+                                 or scoring fails and publishes nothing (0.05)
 PIPELINE_RETRIES                 retries of I/O steps, with exponential backoff (2)
 PIPELINE_RETRY_DELAY             first retry delay in seconds, doubled each time (2)
 PIPELINE_TASK_TIMEOUT            timeout of one pipeline step in seconds (3600)
@@ -76,6 +78,7 @@ class Settings:
     malformed_fraction: float = 0.001
     batch_rows: int = 262_144
     min_accuracy: float = 0.85
+    max_quarantine_fraction: float = 0.05
     retries: int = 2
     retry_delay: float = 2.0
     task_timeout: float = 3600.0
@@ -129,6 +132,8 @@ class Settings:
             raise ConfigError(f"PIPELINE_MALFORMED_FRACTION={self.malformed_fraction}: must be in [0, 0.5)")
         if not 0.0 <= self.min_accuracy <= 1.0:
             raise ConfigError(f"PIPELINE_MIN_ACCURACY={self.min_accuracy}: must be in [0, 1]")
+        if not 0.0 <= self.max_quarantine_fraction <= 1.0:
+            raise ConfigError(f"PIPELINE_MAX_QUARANTINE_FRACTION={self.max_quarantine_fraction}: must be in [0, 1]")
         if self.retries < 0 or self.retry_delay < 0 or self.task_timeout <= 0 or self.worker_timeout <= 0:
             raise ConfigError("PIPELINE_RETRIES/RETRY_DELAY must be >= 0 and timeouts > 0")
         if "://" in self.data_url and not self.data_url.startswith(("s3://", "file://", "memory://")):

@@ -1,7 +1,8 @@
 """`make deploy` / `make destroy` / `make build` / `make push`: the cloud deploy path, in order.
 
     deploy   preconditions -> pulumi up -> docker build + push to ECR -> Prefect work pools
-             (ECS pool from the stack outputs) -> prefect --no-prompt deploy --all
+             (ECS pool from the stack outputs) -> prefect --no-prompt deploy --all -> the
+             automations of automations.yaml when notifications are configured (automations.py)
     destroy  preconditions -> delete the ECS deployments and work pool -> pulumi destroy
 
 Every precondition (Pulumi CLI and login, Docker engine, AWS credentials, Prefect API) is checked
@@ -37,6 +38,7 @@ ECS_POOL = f"{PROJECT_SLUG}-ecs"
 LOCAL_POOL = f"{PROJECT_SLUG}-local"
 # Deployments on the ECS pool (prefect.yaml): `make destroy` deletes them with the pool.
 ECS_DEPLOYMENTS = ("batch-pipeline/batch-pipeline-aws", "train/train-aws", "score/score-aws")
+CODE_SOURCE = "{{ cookiecutter.code_source }}"  # image | git: how the AWS deployments get the flow code
 PLATFORM = "linux/amd64"  # dask-cloudprovider's default cpu_architecture (X86_64)
 
 
@@ -259,7 +261,15 @@ def upsert_work_pool(name: str, pool_type: str, template: Mapping[str, Any] | No
 
 def prefect_deploy(image: str, *names: str) -> None:
     selection = [arg for name in names for arg in ("--name", name)] or ["--all"]
-    run(["prefect", "--no-prompt", "deploy", *selection], env={"PIPELINE_IMAGE": image})
+    from {{ cookiecutter.package_name }}.codeship import deploy_env
+
+    try:  # repository + branch for the git_clone pull steps (deployments that pull from git)
+        git = deploy_env(cwd=PROJECT_DIR)
+    except RuntimeError:
+        if CODE_SOURCE == "git":
+            raise
+        git = {}  # an image project without a git remote: only batch-pipeline-local-git lacks them
+    run(["prefect", "--no-prompt", "deploy", *selection], env={"PIPELINE_IMAGE": image, **git})
 
 
 def deploy(tag: str | None = None) -> None:
@@ -271,6 +281,9 @@ def deploy(tag: str | None = None) -> None:
     upsert_work_pool(ECS_POOL, "ecs", aws_wiring.work_pool_job_template(outputs, image))
     upsert_work_pool(LOCAL_POOL, "process")
     prefect_deploy(image)
+    from {{ cookiecutter.package_name }}.automations import upsert_automations
+
+    upsert_automations()
     print(
         f"Deployed {image}.\nFlow runs on work pool {ECS_POOL!r} start when an ECS worker polls it, e.g. "
         f"`make worker-aws` on a machine (or ECS service) with AWS credentials; see README.md."

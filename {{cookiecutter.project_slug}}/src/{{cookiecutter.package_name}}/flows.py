@@ -27,7 +27,7 @@ from prefect.tasks import exponential_backoff
 
 # Absolute imports: Prefect deployments load this file by path (prefect.yaml entrypoint), and the
 # functions handed to Dask must live in the installed package so that workers can import them.
-from {{ cookiecutter.package_name }} import publish
+from {{ cookiecutter.package_name }} import notify, publish
 from {{ cookiecutter.package_name }}.cluster import ClusterVersionError, dask_client
 from {{ cookiecutter.package_name }}.config import ConfigError, Settings
 from {{ cookiecutter.package_name }}.data import (
@@ -44,6 +44,7 @@ from {{ cookiecutter.package_name }}.model import (
     save_model,
     train,
 )
+from {{ cookiecutter.package_name }}.observe import RunObserver
 
 # Errors a retry cannot fix: fail the step at once.
 PERMANENT_ERRORS = (
@@ -154,6 +155,9 @@ def train_model(client: Client, settings: Settings, dataset_url: str, run_id: st
         )
         metrics["train_seconds"] = round(time.perf_counter() - t0, 2)
         logger.info("holdout metrics: %s", metrics)
+        quarantine_gate(
+            settings, "training", metrics["train_quarantined_rows"], metrics["train_rows"] + metrics["holdout_rows"]
+        )
         if metrics["holdout_accuracy"] < settings.min_accuracy:
             raise QualityGateError(
                 f"holdout accuracy {metrics['holdout_accuracy']:.4f} is below PIPELINE_MIN_ACCURACY="
@@ -223,6 +227,7 @@ def score_dataset(client: Client, settings: Settings, model_url: str, dataset_ur
                 if r["has_quarantine"]
             ],
         }
+        quarantine_gate(settings, "scoring", quarantined, scored)
         publish.commit(staging, final, manifest, so)
     except BaseException:
         publish.remove(staging, so)
@@ -246,6 +251,18 @@ def score_dataset(client: Client, settings: Settings, model_url: str, dataset_ur
     }
 
 
+def quarantine_gate(settings: Settings, stage: str, quarantined: int, kept: int) -> None:
+    """Stop (nothing published) when more than PIPELINE_MAX_QUARANTINE_FRACTION of the rows are malformed."""
+    total = quarantined + kept
+    share = quarantined / total if total else 0.0
+    if share > settings.max_quarantine_fraction:
+        raise QualityGateError(
+            f"{stage}: {quarantined:,} of {total:,} rows ({share:.2%}) are malformed and quarantined, over "
+            f"PIPELINE_MAX_QUARANTINE_FRACTION={settings.max_quarantine_fraction}; nothing is published and the "
+            "previous model and predictions stay in place"
+        )
+
+
 # -- flows ------------------------------------------------------------------------------------------
 def _settings(**overrides: Any) -> Settings:
     return Settings.from_env(**overrides)
@@ -260,7 +277,7 @@ def _generate(client: Client, settings: Settings, run_id: str) -> list[dict[str,
     ]
 
 
-@flow(name="generate", log_prints=True)
+@flow(name="generate", log_prints=True, **notify.HOOKS)
 def generate_flow(
     data_url: str | None = None,
     train_rows: int | None = None,
@@ -284,31 +301,35 @@ def generate_flow(
         return _generate(client, settings, publish.new_run_id())
 
 
-@flow(name="train", log_prints=True)
+@flow(name="train", log_prints=True, **notify.HOOKS)
 def train_flow(data_url: str | None = None, dataset_url: str | None = None, min_accuracy: float | None = None) -> dict:
     """Train on ``dataset_url`` (default ``<data>/datasets/train``) and commit the model."""
     settings = _settings(data_url=data_url, min_accuracy=min_accuracy)
     run_id = publish.new_run_id()
-    with dask_client(settings) as client:
+    observer = RunObserver(settings, run_id)
+    with dask_client(settings) as client, observer.watch(client), observer.stage("train"):
         result = train_model(client, settings, dataset_url or paths(settings)["train"], run_id)
     _publish_artifacts(settings, run_id, result, None, None)
+    observer.publish(result, None)
     return result
 
 
-@flow(name="score", log_prints=True)
+@flow(name="score", log_prints=True, **notify.HOOKS)
 def score_flow(data_url: str | None = None, model_url: str | None = None, dataset_url: str | None = None) -> dict:
     """Score ``dataset_url`` (default ``<data>/datasets/score``) with ``model_url`` (default: latest)."""
     settings = _settings(data_url=data_url)
     p = paths(settings)
     model_url = model_url or publish.latest(p["models"], settings.storage_options)
     run_id = publish.new_run_id()
-    with dask_client(settings) as client:
+    observer = RunObserver(settings, run_id)
+    with dask_client(settings) as client, observer.watch(client), observer.stage("score"):
         result = _io(score_dataset, settings)(client, settings, model_url, dataset_url or p["score"], run_id)
     _publish_artifacts(settings, run_id, None, result, None)
+    observer.publish(None, result)
     return result
 
 
-@flow(name="batch-pipeline", log_prints=True)
+@flow(name="batch-pipeline", log_prints=True, **notify.HOOKS)
 def batch_pipeline(
     data_url: str | None = None,
     train_rows: int | None = None,
@@ -334,12 +355,21 @@ def batch_pipeline(
     logger.info("batch pipeline: %s", settings.describe())
     run_id = publish.new_run_id()
     t0 = time.perf_counter()
+    observer = RunObserver(settings, run_id)
     with dask_client(settings) as client:
-        generated = _generate(client, settings, run_id)
-        trained = train_model(client, settings, generated[0]["url"], run_id)
-        scored = _io(score_dataset, settings)(client, settings, trained["model_url"], generated[1]["url"], run_id)
+        observer.stages["cluster start"] = round(time.perf_counter() - t0, 2)
+        with observer.watch(client):
+            with observer.stage("generate"):
+                generated = _generate(client, settings, run_id)
+            with observer.stage("train"):
+                trained = train_model(client, settings, generated[0]["url"], run_id)
+            with observer.stage("score"):
+                scored = _io(score_dataset, settings)(
+                    client, settings, trained["model_url"], generated[1]["url"], run_id
+                )
     summary = _publish_artifacts(settings, run_id, trained, scored, time.perf_counter() - t0)
-    return {"run_id": run_id, "model": trained, "scoring": scored, "summary": summary}
+    observed = observer.publish(trained, scored)
+    return {"run_id": run_id, "model": trained, "scoring": scored, "summary": summary, "observed": observed}
 
 
 def summary_text(run_id: str, trained: dict | None, scored: dict | None, seconds: float | None) -> str:

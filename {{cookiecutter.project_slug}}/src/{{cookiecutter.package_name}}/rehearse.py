@@ -7,10 +7,15 @@
        with this project's prefect.yaml; the deployment is triggered with PIPELINE_CLUSTER=address
     6. the flow run is awaited until it is final; the command fails unless it is Completed
 
+With ``--code-source git`` (`make rehearse CODE_SOURCE=git`; the default is the project's
+``code_source`` answer) the project is committed to a throwaway bare git repository on local disk
+and ``batch-pipeline-local-git`` is deployed instead: its pull steps clone that repository
+(``file://`` URL) and run the flow, and the Dask worker, from the clone.
+
 Everything started here is stopped afterwards, pass or fail (the Prefect worker and server with
 SIGINT, which is what they stop on, the Dask processes with SIGTERM; SIGKILL if they linger).
 
-    python -m {{ cookiecutter.package_name }}.rehearse [--timeout SECONDS] [--keep]
+    python -m {{ cookiecutter.package_name }}.rehearse [--timeout SECONDS] [--keep] [--code-source image|git]
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
 LOCAL_POOL = f"{PROJECT_SLUG}-local"
 DEPLOYMENT = "batch-pipeline-local"
+CODE_SOURCE = "{{ cookiecutter.code_source }}"
+NOT_IN_REPO = (".venv", ".git", "data", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", "*.egg-info")
 FLOW = "batch-pipeline"
 BIN = Path(sys.executable).parent  # prefect and dask console scripts of this environment
 LOOPBACK = "127.0.0.1"
@@ -147,14 +154,25 @@ def run_step(cmd: list[str], env: dict[str, str], timeout: float = 300) -> None:
         raise RuntimeError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
 
 
-def trigger_and_wait(timeout: float):
+def trigger_and_wait(timeout: float, deployment: str = DEPLOYMENT):
     """Trigger the deployment through the Prefect API and wait for the flow run's final state."""
     from prefect.deployments import run_deployment
 
-    return run_deployment(f"{FLOW}/{DEPLOYMENT}", timeout=timeout, poll_interval=2)
+    return run_deployment(f"{FLOW}/{deployment}", timeout=timeout, poll_interval=2)
 
 
-def rehearse(timeout: float = 900, keep: bool = False) -> int:
+def bare_repository(workdir: Path) -> str:
+    """Commit this project (without its environment and data) to a new bare repository; its file:// URL."""
+    tree, bare = workdir / "repo-tree", workdir / "project.git"
+    shutil.copytree(PROJECT_DIR, tree, ignore=shutil.ignore_patterns(*NOT_IN_REPO))
+    git = ["git", "-c", "user.name=rehearsal", "-c", "user.email=rehearsal@localhost", "-c", "init.defaultBranch=main"]
+    for cmd in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "rehearsal snapshot"]):
+        subprocess.run([*git, *cmd], cwd=tree, check=True, capture_output=True, timeout=120)  # noqa: S603
+    subprocess.run([*git, "clone", "-q", "--bare", str(tree), str(bare)], check=True, capture_output=True, timeout=120)  # noqa: S603
+    return bare.as_uri()
+
+
+def rehearse(timeout: float = 900, keep: bool = False, code_source: str = CODE_SOURCE) -> int:
     global _STARTED
     started_at = _STARTED = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="rehearse-"))
@@ -175,6 +193,12 @@ def rehearse(timeout: float = 900, keep: bool = False) -> int:
         "PIPELINE_DATA_URL": str(workdir / "data"),
     }
     env.pop("PIPELINE_AWS_OUTPUTS", None)
+    deployment = DEPLOYMENT
+    if code_source == "git":
+        deployment = f"{DEPLOYMENT}-git"
+        env.update({"PIPELINE_GIT_REPOSITORY": bare_repository(workdir), "PIPELINE_GIT_BRANCH": "main"})
+        env.pop("PIPELINE_GIT_TOKEN_BLOCK", None)
+        say(f"code from git: {env['PIPELINE_GIT_REPOSITORY']} (branch main)")
     os.environ.update({k: env[k] for k in ("PREFECT_HOME", "PREFECT_API_URL", "PREFECT_SERVER_ANALYTICS_ENABLED")})
     services = Services(logs=workdir, env=env)
     prefect, dask = [str(BIN / "prefect")], [str(BIN / "dask")]
@@ -198,11 +222,11 @@ def rehearse(timeout: float = 900, keep: bool = False) -> int:
         # The worker starts while the deployment is applied (it polls the pool until a run is due).
         worker = [*prefect, "worker", "start", "--pool", LOCAL_POOL, "--type", "process"]
         services.start("prefect-worker", worker, signal.SIGINT)
-        run_step([*prefect, "--no-prompt", "deploy", "--name", DEPLOYMENT], env)
-        say(f"triggering {FLOW}/{DEPLOYMENT} and waiting for the run")
-        flow_run = trigger_and_wait(timeout)
+        run_step([*prefect, "--no-prompt", "deploy", "--name", deployment], env)
+        say(f"triggering {FLOW}/{deployment} and waiting for the run")
+        flow_run = trigger_and_wait(timeout, deployment)
         state = flow_run.state
-        say(f"flow run {flow_run.name!r} of {FLOW}/{DEPLOYMENT}: {state.name if state else 'no state'}")
+        say(f"flow run {flow_run.name!r} of {FLOW}/{deployment}: {state.name if state else 'no state'}")
         if state is not None and state.is_completed():
             status = 0
         else:
@@ -227,8 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Rehearse the deploy path on loopback (see module docstring).")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the flow run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory with the logs")
+    parser.add_argument("--code-source", choices=("image", "git"), default=CODE_SOURCE, help="where code comes from")
     args = parser.parse_args(argv)
-    return rehearse(args.timeout, args.keep)
+    return rehearse(args.timeout, args.keep, args.code_source)
 
 
 if __name__ == "__main__":
