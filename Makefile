@@ -9,6 +9,8 @@ BIN := $(VENV)/bin
 # The demo bakes into a scratch directory that is removed and recreated on every run.
 DEMO_DIR := build/demo
 DEMO_SLUG := batch-scoring
+BENCH_DIR := build/bench
+BENCH_ARGS ?=
 # Baked copies get a primary Poetry source derived from pip's configuration (see tools/index_url.py).
 BAKED_ENV = PATH="$(CURDIR)/$(BIN):$$PATH" POETRY_VIRTUALENVS_IN_PROJECT=true PYPI_MIRROR="$$($(BIN)/python tools/index_url.py)"
 PYTEST_WORKERS ?= 2
@@ -52,6 +54,14 @@ demo: $(BIN)/.installed ## Bake with defaults into build/demo, install it and ru
 	$(BAKED_ENV) $(MAKE) -C $(DEMO_DIR)/$(DEMO_SLUG) install
 	$(BAKED_ENV) $(MAKE) -C $(DEMO_DIR)/$(DEMO_SLUG) run
 	@echo "Demo project: $(DEMO_DIR)/$(DEMO_SLUG)  (cd there and try: make help)"
+
+.PHONY: bench
+bench: $(BIN)/.installed ## Benchmarks: bake vs a bare bake, then bake into build/bench and run its make bench (BENCH_ARGS=...)
+	$(BIN)/python benchmarks/bench_bake.py
+	rm -rf $(BENCH_DIR) && mkdir -p $(BENCH_DIR)
+	$(BIN)/cookiecutter --no-input --output-dir $(BENCH_DIR) .
+	$(BAKED_ENV) $(MAKE) -C $(BENCH_DIR)/$(DEMO_SLUG) install
+	$(BAKED_ENV) $(MAKE) -C $(BENCH_DIR)/$(DEMO_SLUG) bench BENCH_ARGS="$(BENCH_ARGS)"
 
 .PHONY: clean
 clean: ## Remove the dev environment and scratch bakes

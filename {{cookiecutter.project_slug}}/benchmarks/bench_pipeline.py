@@ -1,0 +1,500 @@
+"""Pipeline benchmarks: every figure is a ratio against a baseline measured in the same run.
+
+    make bench                                   # default sizes, a few minutes on 2 cores
+    poetry run python benchmarks/bench_pipeline.py --help
+    poetry run python benchmarks/bench_pipeline.py --sizes 0.1,1,10 --repeats 5 --ooc-memory 1GiB
+
+What it measures (all on synthetic parquet data written by the project's own generator):
+
+1. Orchestration overhead: the same scoring three ways on the same files, median of ``--repeats``:
+   the generated Prefect ``score`` flow on a LocalCluster (the project's defaults), the same
+   numpy scoring as a plain ``dask.distributed`` script on an identical LocalCluster, and one
+   single process with scikit-learn (no Dask). Wall times include cluster start-up; the
+   "scoring" times cover the work only.
+2. Out-of-core: a dataset at least ``--ooc-factor`` x the total memory limit of the Dask workers,
+   scored by the flow on worker processes with ``PIPELINE_MEMORY_LIMIT``; rows/s and peak RSS per
+   worker (psutil, sampled every 50 ms); worker restarts would show up as extra worker PIDs.
+3. Scaling: flow wall time over dataset sizes spanning two orders of magnitude; least-squares
+   line, slope (s per million rows), intercept (fixed cost per run) and R^2.
+4. Cloud on paper: from the measured throughput and the prices in ``prices.json`` (through
+   ``cost.py``), time and cost to score ``--cloud-gb`` GB with N Fargate workers.
+
+Other processes on the machine make single timings noisy: compare the ratios, not the seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+# Quiet, offline Prefect (the ephemeral API server starts once for the whole benchmark).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from {{ cookiecutter.package_name }} import cost, flows  # noqa: E402
+from {{ cookiecutter.package_name }}.config import Settings  # noqa: E402
+from {{ cookiecutter.package_name }}.data import ID, list_parquet, score_file, split_valid  # noqa: E402
+from {{ cookiecutter.package_name }}.model import Model, load_model  # noqa: E402
+
+MIB = 2**20
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_size(text: str) -> int:
+    """``384MiB`` / ``1GiB`` / bytes -> bytes."""
+    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 10**3, "mb": 10**6, "gb": 10**9, "b": 1}
+    lowered = text.strip().lower()
+    for unit, factor in units.items():
+        if lowered.endswith(unit):
+            return int(float(lowered[: -len(unit)]) * factor)
+    return int(lowered)
+
+
+@contextlib.contextmanager
+def pipeline_env(**values: Any) -> Iterator[None]:
+    """Set ``PIPELINE_*`` variables for the block (the flows read their settings from them)."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("PIPELINE_")}
+    for key in saved:
+        del os.environ[key]
+    os.environ.update({"PIPELINE_" + k.upper(): str(v) for k, v in values.items()})
+    try:
+        yield
+    finally:
+        for key in [k for k in os.environ if k.startswith("PIPELINE_")]:
+            del os.environ[key]
+        os.environ.update(saved)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t0, result
+
+
+def dataset_bytes(files: list[str]) -> int:
+    return sum(os.path.getsize(f) for f in files)
+
+
+# -- data and model -------------------------------------------------------------------------------
+def make_dataset(root: Path, rows: int, files: int, env: dict[str, Any]) -> tuple[str, float]:
+    """Generate a scoring dataset of ``rows`` in ``files`` parquet files under ``root`` (by the flow)."""
+    with pipeline_env(**env, data_url=root):
+        seconds, _ = timed(
+            lambda: flows.generate_flow(
+                data_url=str(root), train_rows=1000, train_files=1, score_rows=rows, score_files=files
+            )
+        )
+    return flows.paths(Settings(data_url=str(root)))["score"], seconds
+
+
+def train_model(root: Path, env: dict[str, Any]) -> str:
+    with pipeline_env(**env, data_url=root):
+        flows.generate_flow(data_url=str(root), train_rows=200_000, train_files=2, score_rows=1000, score_files=1)
+        return flows.train_flow(data_url=str(root))["model_url"]
+
+
+def sklearn_pipeline(model: Model) -> Any:
+    """The fitted dask-ml scaler + logistic regression as a plain scikit-learn pipeline."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler()
+    scaler.mean_ = np.asarray(model.scaler.mean_, dtype=np.float64)
+    scaler.scale_ = np.asarray(model.scaler.scale_, dtype=np.float64)
+    scaler.var_ = scaler.scale_**2
+    scaler.n_features_in_ = len(model.features)
+    estimator = LogisticRegression()
+    estimator.coef_ = np.asarray(model.estimator.coef_, dtype=np.float64).reshape(1, -1)
+    estimator.intercept_ = np.ravel(np.asarray(model.estimator.intercept_, dtype=np.float64))[:1]
+    estimator.classes_ = np.array([0, 1])
+    estimator.n_features_in_ = len(model.features)
+    return make_pipeline(scaler, estimator)
+
+
+# -- the three ways to score ----------------------------------------------------------------------
+def run_flow(root: Path, model_url: str, dataset_url: str, env: dict[str, Any]) -> dict[str, float]:
+    with pipeline_env(**env, data_url=root):
+        wall, result = timed(lambda: flows.score_flow(data_url=str(root), model_url=model_url, dataset_url=dataset_url))
+    shutil.rmtree(root / "predictions", ignore_errors=True)
+    return {"wall": wall, "scoring": result["seconds"], "rows": result["rows"] + result["quarantined_rows"]}
+
+
+def run_plain_dask(out: Path, model: Model, files: list[str], batch_rows: int, n_workers: int) -> dict[str, float]:
+    """What a hand-written script does: start a LocalCluster, map the scoring over the files, gather."""
+    from distributed import Client, LocalCluster
+
+    t0 = time.perf_counter()
+    with (
+        LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=False, memory_limit="auto", dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        t1 = time.perf_counter()
+        futures = client.map(
+            score_file,
+            files,
+            [str(out / f"part-{i:05d}.parquet") for i in range(len(files))],
+            [str(out / "quarantine" / f"part-{i:05d}.parquet") for i in range(len(files))],
+            model=model.scorer(),
+            batch_rows=batch_rows,
+            pure=False,
+        )
+        results = client.gather(futures)
+        scoring = time.perf_counter() - t1
+    wall = time.perf_counter() - t0
+    shutil.rmtree(out, ignore_errors=True)
+    return {"wall": wall, "scoring": scoring, "rows": sum(r["scored"] + r["quarantined"] for r in results)}
+
+
+def run_sklearn(out: Path, pipeline: Any, features: list[str], files: list[str], batch_rows: int) -> dict[str, float]:
+    """One process, no Dask: read, validate, predict_proba with scikit-learn, write, file by file."""
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    for i, path in enumerate(files):
+        reader = pq.ParquetFile(path)
+        with pq.ParquetWriter(out / f"part-{i:05d}.parquet", SCORE_SCHEMA) as writer:
+            for batch in reader.iter_batches(batch_size=batch_rows, columns=[ID, *features]):
+                good, bad = split_valid(batch.to_pandas(), features)
+                if len(bad):
+                    pq.write_table(pa.Table.from_pandas(bad, preserve_index=False), out / f"bad-{i:05d}-{rows}.parquet")
+                proba = pipeline.predict_proba(good[features].to_numpy(dtype=np.float32))[:, 1].astype(np.float32)
+                writer.write_table(
+                    pa.table({ID: good[ID].to_numpy(), "score": proba, "prediction": (proba >= 0.5).astype(np.int8)})
+                )
+                rows += len(good) + len(bad)
+    wall = time.perf_counter() - t0
+    shutil.rmtree(out, ignore_errors=True)
+    return {"wall": wall, "scoring": wall, "rows": rows}
+
+
+SCORE_SCHEMA = pa.schema([(ID, pa.int64()), ("score", pa.float32()), ("prediction", pa.int8())])
+
+
+# -- memory sampling ------------------------------------------------------------------------------
+class RssSampler:
+    """Peak RSS of every child process that appears while it runs (the Dask worker processes)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.me = psutil.Process()
+        self.before = {p.pid for p in self.me.children(recursive=True)}
+        self.peak: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for child in self.me.children(recursive=True):
+                if child.pid in self.before:
+                    continue
+                with contextlib.suppress(psutil.Error):
+                    rss = child.memory_info().rss
+                    self.peak[child.pid] = max(self.peak.get(child.pid, 0), rss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# -- sections -------------------------------------------------------------------------------------
+def median_of(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def orchestration(args: argparse.Namespace, root: Path, model_url: str, dataset_url: str, env: dict) -> dict:
+    model = load_model(model_url)
+    files = list_parquet(dataset_url)
+    pipeline = sklearn_pipeline(model)
+    runs: dict[str, list[dict[str, float]]] = {"flow": [], "plain_dask": [], "sklearn": []}
+    methods: dict[str, Callable[[], dict[str, float]]] = {
+        "flow": lambda: run_flow(root, model_url, dataset_url, env),
+        "plain_dask": lambda: run_plain_dask(root / "plain", model, files, args.batch_rows, args.workers),
+        "sklearn": lambda: run_sklearn(root / "sklearn", pipeline, model.features, files, args.batch_rows),
+    }
+    order = list(methods)
+    for rep in range(args.repeats):
+        for name in order[rep % 3 :] + order[: rep % 3]:  # rotate the order: load spikes hit all alike
+            runs[name].append(methods[name]())
+            log(f"  orchestration {rep + 1}/{args.repeats} {name:10} wall {runs[name][-1]['wall']:.2f}s")
+    rows = runs["flow"][0]["rows"]
+    if any(r["rows"] != rows for rs in runs.values() for r in rs):
+        raise RuntimeError("the three ways of scoring read different numbers of rows")
+    out: dict[str, Any] = {"rows": rows, "files": len(files), "repeats": args.repeats}
+    for name, rs in runs.items():
+        out[name] = {
+            "wall_s": round(median_of(rs, "wall"), 3),
+            "scoring_s": round(median_of(rs, "scoring"), 3),
+            "rows_per_s": round(rows / median_of(rs, "scoring")),
+            "walls": [round(r["wall"], 3) for r in rs],
+        }
+    out["ratios"] = {
+        "flow_vs_plain_dask_wall": round(out["flow"]["wall_s"] / out["plain_dask"]["wall_s"], 3),
+        "flow_vs_plain_dask_scoring": round(out["flow"]["scoring_s"] / out["plain_dask"]["scoring_s"], 3),
+        "flow_vs_sklearn_wall": round(out["flow"]["wall_s"] / out["sklearn"]["wall_s"], 3),
+        "plain_dask_vs_sklearn_wall": round(out["plain_dask"]["wall_s"] / out["sklearn"]["wall_s"], 3),
+    }
+    return out
+
+
+def out_of_core(args: argparse.Namespace, work: Path, model_url: str, env: dict) -> dict:
+    limit = parse_size(args.ooc_memory)
+    total_limit = limit * args.workers
+    features = Settings().features
+    bytes_per_row = 8 + 4 * features  # id int64 + float32 features, as decoded in memory
+    rows = math.ceil(args.ooc_factor * total_limit / bytes_per_row)
+    files = max(1, math.ceil(rows / args.rows_per_file))
+    root = work / "ooc"
+    # A paused worker (RSS above 80% of its limit) would stall the run: fail after 15 minutes instead.
+    ooc_env = {**env, "processes": "true", "memory_limit": args.ooc_memory, "task_timeout": 900}
+    log(f"  out-of-core: generating {rows:,} rows in {files} files")
+    dataset_url, _ = make_dataset(root, rows, files, env)  # generated without the limit: scoring is measured
+    data_files = list_parquet(dataset_url)
+    with RssSampler() as sampler:
+        result = run_flow(root, model_url, dataset_url, ooc_env)
+    on_disk = dataset_bytes(data_files)
+    shutil.rmtree(root, ignore_errors=True)
+    workers = sorted(sampler.peak.values(), reverse=True)[: args.workers]
+    return {
+        "rows": result["rows"],
+        "files": files,
+        "workers": args.workers,
+        "memory_limit_per_worker": args.ooc_memory,
+        "dataset_in_memory_mib": round(rows * bytes_per_row / MIB),
+        "dataset_on_disk_mib": round(on_disk / MIB),
+        "times_total_memory_limit": round(rows * bytes_per_row / total_limit, 2),
+        "wall_s": round(result["wall"], 2),
+        "rows_per_s": round(result["rows"] / result["scoring"]),
+        "peak_rss_per_worker_mib": [round(b / MIB) for b in workers],
+        "peak_rss_vs_limit": round(max(workers) / limit, 3) if workers else None,
+        "worker_processes_seen": len(sampler.peak),
+    }
+
+
+def scaling(args: argparse.Namespace, work: Path, model_url: str, env: dict) -> tuple[dict, dict[str, str]]:
+    points = []
+    datasets = {}
+    for millions in args.sizes:
+        rows = max(1, round(millions * 1e6))
+        files = max(1, math.ceil(rows / args.rows_per_file))
+        root = work / f"scale-{rows}"
+        dataset_url, gen = make_dataset(root, rows, files, env)
+        datasets[str(rows)] = dataset_url
+        runs = [run_flow(root, model_url, dataset_url, env) for _ in range(args.scaling_repeats)]
+        point = {
+            "rows": rows,
+            "files": files,
+            "bytes": dataset_bytes(list_parquet(dataset_url)),
+            "generate_s": round(gen, 2),
+            "wall_s": round(median_of(runs, "wall"), 3),
+            "scoring_s": round(median_of(runs, "scoring"), 3),
+        }
+        points.append(point)
+        log(f"  scaling {rows:>11,} rows in {files:>3} files: flow wall {point['wall_s']:.2f}s")
+    x = np.array([p["rows"] / 1e6 for p in points])
+    out: dict[str, Any] = {"points": points}
+    for key in ("wall_s", "scoring_s"):
+        y = np.array([p[key] for p in points])
+        slope, intercept = np.polyfit(x, y, 1)
+        fit = slope * x + intercept
+        r2 = 1 - float(((y - fit) ** 2).sum()) / float(((y - y.mean()) ** 2).sum() or 1.0)
+        out[key.replace("_s", "")] = {
+            "slope_s_per_million_rows": round(float(slope), 4),
+            "intercept_s": round(float(intercept), 3),
+            "r2": round(r2, 4),
+        }
+    out["bytes_per_row_on_disk"] = round(sum(p["bytes"] for p in points) / sum(p["rows"] for p in points), 1)
+    out["span"] = round(x.max() / x.min(), 1)
+    return out, datasets
+
+
+def cloud(args: argparse.Namespace, scale: dict, local_vcpus: int) -> dict:
+    """Time and cost of ``--cloud-gb`` GB on N Fargate workers, from the measured per-vCPU rate."""
+    prices = cost.load_prices()
+    rate = 1e6 / scale["scoring"]["slope_s_per_million_rows"]  # rows/s on this machine
+    per_vcpu = rate / local_vcpus
+    rows = args.cloud_gb * 1e9 / scale["bytes_per_row_on_disk"]
+    table = []
+    for workers in args.cloud_workers:
+        seconds = args.startup_seconds + rows / (per_vcpu * workers * args.vcpus)
+        hours = seconds / 3600
+        est = cost.estimate(workers, args.vcpus, hours, data_gb=args.cloud_gb, prices=prices)
+        table.append(
+            {
+                "workers": workers,
+                "vcpus_per_worker": args.vcpus,
+                "hours": round(hours, 2),
+                "cost_on_demand": round(est.run_on_demand, 2),
+                "cost_spot_workers": round(est.run_spot, 2),
+            }
+        )
+    return {
+        "data_gb": args.cloud_gb,
+        "rows": round(rows),
+        "rows_per_s_per_vcpu": round(per_vcpu),
+        "startup_s": args.startup_seconds,
+        "prices_as_of": prices["as_of"],
+        "region": prices["region"],
+        "runs": table,
+    }
+
+
+# -- report ---------------------------------------------------------------------------------------
+def report(results: dict) -> str:
+    lines = [f"Benchmarks  {results['date']}  ({results['machine']})", ""]
+    o = results.get("orchestration")
+    if o:
+        lines.append(f"Orchestration overhead: {o['rows']:,} rows in {o['files']} files, median of {o['repeats']}")
+        lines.append(f"  {'':28}{'wall s':>9}{'scoring s':>11}{'rows/s':>13}")
+        for name, label in (
+            ("flow", "Prefect flow (LocalCluster)"),
+            ("plain_dask", "plain dask.distributed"),
+            ("sklearn", "single-process sklearn"),
+        ):
+            r = o[name]
+            lines.append(f"  {label:28}{r['wall_s']:>9.2f}{r['scoring_s']:>11.2f}{r['rows_per_s']:>13,}")
+        for key, value in o["ratios"].items():
+            lines.append(f"  {key:36}{value:>8.3f}x")
+        lines.append("")
+    c = results.get("out_of_core")
+    if c:
+        lines.append(
+            f"Out-of-core: {c['rows']:,} rows ({c['dataset_in_memory_mib']:,} MiB in memory, "
+            f"{c['dataset_on_disk_mib']:,} MiB parquet) = {c['times_total_memory_limit']}x the workers' "
+            f"total memory limit ({c['workers']} x {c['memory_limit_per_worker']})"
+        )
+        lines.append(
+            f"  completed in {c['wall_s']}s: {c['rows_per_s']:,} rows/s; peak RSS per worker "
+            f"{c['peak_rss_per_worker_mib']} MiB ({c['peak_rss_vs_limit']}x the limit); "
+            f"worker processes seen {c['worker_processes_seen']} (more than {c['workers']} = a restart)"
+        )
+        lines.append("")
+    s = results.get("scaling")
+    if s:
+        lines.append(f"Scaling: flow wall time over {s['span']}x dataset sizes")
+        for p in s["points"]:
+            lines.append(
+                f"  {p['rows']:>12,} rows {p['files']:>4} files   "
+                f"wall {p['wall_s']:>7.2f}s   scoring {p['scoring_s']:>7.2f}s"
+            )
+        for key in ("wall", "scoring"):
+            f = s[key]
+            lines.append(
+                f"  {key:8} slope {f['slope_s_per_million_rows']:.3f} s per M rows, intercept {f['intercept_s']:.2f}s, "
+                f"R^2 {f['r2']:.4f}"
+            )
+        lines.append("")
+    k = results.get("cloud")
+    if k:
+        lines.append(
+            f"Cloud on paper: {k['data_gb']:g} GB = {k['rows']:,} rows at {k['rows_per_s_per_vcpu']:,} rows/s per vCPU "
+            f"(measured here), +{k['startup_s']}s start-up; prices {k['region']} as of {k['prices_as_of']} (cost.py)"
+        )
+        lines.append(f"  {'workers':>8}{'vCPU':>6}{'hours':>8}{'on-demand $':>13}{'spot workers $':>16}")
+        for r in k["runs"]:
+            lines.append(
+                f"  {r['workers']:>8}{r['vcpus_per_worker']:>6}{r['hours']:>8.2f}{r['cost_on_demand']:>13.2f}"
+                f"{r['cost_spot_workers']:>16.2f}"
+            )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    env = os.environ.get
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--sizes",
+        default=env("BENCH_SIZES", "0.05,0.15,0.5,1.5,5"),
+        help="scaling sizes, million rows (largest is also the orchestration dataset)",
+    )
+    p.add_argument("--rows-per-file", type=int, default=int(env("BENCH_ROWS_PER_FILE", "250000")))
+    p.add_argument("--repeats", type=int, default=int(env("BENCH_REPEATS", "3")), help="orchestration repeats (median)")
+    p.add_argument("--scaling-repeats", type=int, default=int(env("BENCH_SCALING_REPEATS", "1")))
+    p.add_argument("--workers", type=int, default=2, help="local Dask workers")
+    p.add_argument("--batch-rows", type=int, default=Settings().batch_rows)
+    p.add_argument(
+        "--ooc-memory", default=env("BENCH_OOC_MEMORY", "512MiB"), help="memory limit per worker (out-of-core)"
+    )
+    p.add_argument("--ooc-factor", type=float, default=float(env("BENCH_OOC_FACTOR", "4")))
+    p.add_argument("--cloud-gb", type=float, default=500.0)
+    p.add_argument("--cloud-workers", default="4,8,16,32")
+    p.add_argument("--vcpus", type=int, default=cost.WORKER_VCPUS, help="vCPUs per Fargate worker")
+    p.add_argument("--startup-seconds", type=float, default=180.0, help="Fargate cluster start-up assumed")
+    p.add_argument("--skip", default="", help="comma-separated sections to skip: orchestration,ooc,scaling")
+    p.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    p.add_argument("--work-dir", type=Path, help="keep data here instead of a temporary directory")
+    args = p.parse_args(argv)
+    args.sizes = sorted(float(s) for s in args.sizes.split(","))
+    args.cloud_workers = [int(w) for w in args.cloud_workers.split(",")]
+    args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "args": {
+            k: (sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+        },
+    }
+    env = {"n_workers": args.workers, "batch_rows": args.batch_rows, "retries": 0}
+    with contextlib.ExitStack() as stack:
+        work = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        work.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        log("training the model (generate + train flows)...")
+        model_url = train_model(work / "model", env)
+        log("scaling...")
+        scale, datasets = scaling(args, work, model_url, env)
+        results["scaling"] = scale
+        if "orchestration" not in args.skip:
+            log("orchestration overhead...")
+            rows = str(max(int(r) for r in datasets))
+            results["orchestration"] = orchestration(args, work / f"scale-{rows}", model_url, datasets[rows], env)
+        if "ooc" not in args.skip:
+            log("out-of-core...")
+            results["out_of_core"] = out_of_core(args, work, model_url, env)
+        results["cloud"] = cloud(args, scale, args.workers)
+        results["total_s"] = round(time.perf_counter() - t0, 1)
+    print(report(results))
+    print(f"\n(benchmark took {results['total_s']}s)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
