@@ -17,7 +17,10 @@ from index_url import index_url  # noqa: E402
 
 # Files whose text is not ours to scan (binary, caches, virtualenvs).
 SKIP_PARTS = {".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "data", ".git"}
-JINJA_LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|\{#")
+# Prefect's own templates (prefect.yaml pull steps, automations.yaml messages, the notification block)
+# are not cookiecutter leftovers: `{{ $ENV_VAR }}`, step outputs, flow/flow_run fields, block placeholders.
+PREFECT_TEMPLATE = r"\{\{ ?(\$PIPELINE_\w+|\w*token\.\w+|clone\.\w+|flow_run[^}]*|flow\.\w+|webhook_url|subject|body) ?\}\}"
+JINJA_LEFTOVER = re.compile(r"(?<!\$)(?!" + PREFECT_TEMPLATE + r")\{\{|\{%|\{#")
 
 
 def supported_pairs() -> list[tuple[str, str]]:

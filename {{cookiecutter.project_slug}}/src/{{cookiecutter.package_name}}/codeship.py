@@ -34,7 +34,7 @@ PACKAGE = __name__.rpartition(".")[0]
 ENV_CODE_DIR = "PIPELINE_CODE_DIR"  # set by use_checkout: the clone's src directory
 ENV_REPOSITORY = "PIPELINE_GIT_REPOSITORY"
 ENV_BRANCH = "PIPELINE_GIT_BRANCH"
-ENV_TOKEN_BLOCK = "PIPELINE_GIT_TOKEN_BLOCK"  # noqa: S105 - the name of a variable, not a secret
+ENV_TOKEN_BLOCK = "PIPELINE_GIT_TOKEN_BLOCK"  # noqa: S105 - a variable name  # pragma: allowlist secret
 
 
 # -- Prefect pull steps -----------------------------------------------------------------------------
@@ -95,12 +95,28 @@ class ShipCode(WorkerPlugin):
         _put_first(str(target))
 
 
+def package_origin() -> str:
+    """Where this process imports the project's package from (run on workers by :func:`ship_to_workers`)."""
+    import importlib
+
+    return str(Path(importlib.import_module(PACKAGE + ".data").__file__).parents[1])
+
+
 def ship_to_workers(client: Any) -> str | None:
     """Send the checkout's package to every worker when the flow runs from git; its directory or ``None``."""
     src = os.environ.get(ENV_CODE_DIR)
     if not src:
         return None
     client.register_plugin(ShipCode(src))
+    origins = client.run(package_origin)
+    where = sorted(set(origins.values()))
+    message = f"project code from {src} sent to {len(origins)} Dask worker(s); they import it from {where}"
+    try:
+        from prefect import get_run_logger
+
+        get_run_logger().info(message)
+    except Exception:  # noqa: BLE001 - outside a flow run
+        print(message)
     return src
 
 

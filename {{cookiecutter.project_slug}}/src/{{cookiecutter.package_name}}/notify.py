@@ -34,7 +34,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 ENV_WEBHOOK = "PIPELINE_NOTIFY_WEBHOOK_URL"
-ENV_SECRET_BLOCK = "PIPELINE_NOTIFY_SECRET_BLOCK"  # noqa: S105 - the name of a variable, not a secret
+ENV_SECRET_BLOCK = "PIPELINE_NOTIFY_SECRET_BLOCK"  # noqa: S105 - the name of a variable, not a secret  # pragma: allowlist secret
 ENV_ON_SUCCESS = "PIPELINE_NOTIFY_ON_SUCCESS"
 ENV_SLOW = "PIPELINE_NOTIFY_SLOW_SECONDS"
 ENV_TIMEOUT = "PIPELINE_NOTIFY_TIMEOUT"

@@ -229,6 +229,11 @@ def rehearse(timeout: float = 900, keep: bool = False, code_source: str = CODE_S
         say(f"flow run {flow_run.name!r} of {FLOW}/{deployment}: {state.name if state else 'no state'}")
         if state is not None and state.is_completed():
             status = 0
+            if code_source == "git":  # the flow run says where the Dask worker imported the code from
+                log = _tail(workdir / "prefect-worker.log", 400).splitlines()
+                shipped = [line for line in log if "project code from" in line]
+                say(shipped[-1].strip() if shipped else "no sign that the clone's code reached the Dask worker")
+                status = 0 if shipped else 1
         else:
             print(f"--- prefect-worker.log ---\n{_tail(workdir / 'prefect-worker.log', 80)}", file=sys.stderr)
     except Exception as exc:  # report, then tear down below
