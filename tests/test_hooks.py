@@ -28,6 +28,7 @@ def answers(**overrides):
         worker_vcpus="1",
         log_retention_days="30",
         ci="github",
+        code_source="image",
         dask_access_cidr=CONTEXT["vpc_cidr"],
     )
     ctx.update(overrides)
