@@ -60,14 +60,23 @@ def test_prefect_yaml_matches_the_deploy_code_and_the_image():
     flows_file = PROJECT / "src" / "{{ cookiecutter.package_name }}" / "flows.py"
     functions = {n.name for n in ast.walk(ast.parse(flows_file.read_text())) if isinstance(n, ast.FunctionDef)}
     workdir = re.search(r"^WORKDIR (\S+)", (PROJECT / "Dockerfile").read_text(), re.M)[1]
+    # Code from git (code_source, `make rehearse CODE_SOURCE=git`): clone, then run from the clone.
+    git_pull = config["definitions"]["pull"]["git"]
+    assert [next(iter(step)) for step in git_pull] == [
+        "{{ cookiecutter.package_name }}.codeship.git_access_token",
+        "prefect.deployments.steps.git_clone",
+        "{{ cookiecutter.package_name }}.codeship.use_checkout",
+    ]
+    image_pull = [{"prefect.deployments.steps.set_working_directory": {"directory": workdir}}]
     for name, d in deployments.items():
         # A module entrypoint: Dask workers import the flow's tasks by module name.
         module, function = d["entrypoint"].split(":")
         assert module == "{{ cookiecutter.package_name }}.flows" and function in functions, name
         if d["work_pool"]["name"] == deploy.ECS_POOL:
-            assert d["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": workdir}}]
+            assert d["pull"] == (git_pull if deploy.CODE_SOURCE == "git" else image_pull), name
         else:
-            assert d["work_pool"]["name"] == deploy.LOCAL_POOL and "pull" not in d
+            assert d["work_pool"]["name"] == deploy.LOCAL_POOL, name
+            assert d.get("pull") == (git_pull if name.endswith("-git") else None), name
     ecs = {name for name, d in deployments.items() if d["work_pool"]["name"] == deploy.ECS_POOL}
     assert ecs == {name.split("/")[1] for name in deploy.ECS_DEPLOYMENTS}  # what `make destroy` deletes
     assert any(d.get("schedules") for d in deployments.values())
