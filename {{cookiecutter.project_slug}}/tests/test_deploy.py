@@ -148,6 +148,7 @@ def stand_ins(tmp_path, monkeypatch):
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("PULUMI_STACK", "dev")
+    monkeypatch.setenv("PIPELINE_GIT_REPOSITORY", "https://git.example.invalid/team/project.git")  # code_source=git
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
