@@ -75,7 +75,7 @@ def s3_bucket(moto_s3, monkeypatch):
 
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - fake credentials for moto
+        "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - fake credentials for moto  # pragma: allowlist secret
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():

@@ -1,21 +1,36 @@
 """Command line: ``run`` (generate -> train -> score), ``generate``, ``train``, ``score``.
 
 Exit status: 0 success, 1 the run failed, 2 usage or configuration error — so a scheduler can tell
-"fix the config" from "retry later". Options override the ``PIPELINE_*`` environment variables
-(see :mod:`.config`); progress and Prefect logs go to the console, the summary to stdout.
+"fix the config" from "retry later"; 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM, e.g.
+``docker stop`` or an ECS task stop). Both signals stop the run the same way: the step in progress
+removes its staging area, nothing is committed, and the cluster the run started is closed. Options
+override the ``PIPELINE_*`` environment variables (see :mod:`.config`); progress and Prefect logs go to
+the console, the summary to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from .config import ConfigError, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every cleanup path of an interrupted run also runs for it."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated(f"signal {signum}")
+
 
 # option -> PIPELINE_* setting it overrides
 COMMON = {
@@ -91,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     from . import flows  # Prefect is imported only for real work: --help stays fast
 
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
     print(f"{args.command}: {settings.describe()}", file=sys.stderr, flush=True)
     try:
         if args.command == "run":
@@ -108,9 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("terminated (SIGTERM): nothing committed", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("interrupted: nothing committed", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:
         print(f"{args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED

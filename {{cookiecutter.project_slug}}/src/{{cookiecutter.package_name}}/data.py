@@ -128,6 +128,22 @@ def list_parquet(url: str, storage_options: dict[str, Any] | None = None) -> lis
 
 
 # -- scoring, one file at a time ------------------------------------------------------------------
+class MalformedFileError(ValueError):
+    """A whole input file is unusable (corrupt, or a column missing / not numeric): the run fails
+    naming the file, since no row of it can be scored or quarantined one by one."""
+
+
+def check_schema(schema: pa.Schema, features: Sequence[str], url: str) -> None:
+    """Refuse a file whose id or feature columns are missing or not numeric (extra columns are ignored)."""
+    missing = [c for c in (ID, *features) if c not in schema.names]
+    if missing:
+        raise MalformedFileError(f"{url}: lacks columns {missing}; expected {ID!r} and {len(features)} features")
+    numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_null)
+    wrong = {c: str(schema.field(c).type) for c in (ID, *features) if not any(f(schema.field(c).type) for f in numeric)}
+    if wrong:
+        raise MalformedFileError(f"{url}: columns {wrong} are not numeric")
+
+
 @dataclass(frozen=True)
 class LinearScorer:
     """What a worker needs to score: feature names, folded weights and bias (numpy only).
@@ -166,7 +182,11 @@ def score_file(
     schema = pa.schema([(ID, pa.int64()), ("score", pa.float32()), ("prediction", pa.int8())])
     try:
         with in_fs.open(in_path, "rb") as src, open_write(out_url, storage_options) as dst:
-            reader = pq.ParquetFile(src)
+            try:
+                reader = pq.ParquetFile(src)
+            except ValueError as exc:  # ArrowInvalid: truncated or not parquet (I/O errors stay OSError: retried)
+                raise MalformedFileError(f"{in_url}: not a readable parquet file ({exc})") from exc
+            check_schema(reader.schema_arrow, features, in_url)
             columns = [c for c in reader.schema_arrow.names if c != LABEL]
             with pq.ParquetWriter(dst, schema, compression="snappy") as writer:
                 for batch in reader.iter_batches(batch_size=batch_rows, columns=columns):

@@ -37,6 +37,7 @@ from {{ cookiecutter.package_name }}.data import (
     score_file,
     write_partition,
 )
+from {{ cookiecutter.package_name }}.interrupts import cancel_and_drain
 from {{ cookiecutter.package_name }}.model import (
     ModelVersionError,
     QualityGateError,
@@ -196,6 +197,7 @@ def score_dataset(client: Client, settings: Settings, model_url: str, dataset_ur
     publish.remove(staging, so)
     logger.info("scoring %d files of %s with %s", len(files), dataset_url, model_url)
     t0 = time.perf_counter()
+    futures: list[Any] = []
     try:
         names = [f"part-{i:05d}.parquet" for i in range(len(files))]
         futures = client.map(
@@ -230,6 +232,7 @@ def score_dataset(client: Client, settings: Settings, model_url: str, dataset_ur
         quarantine_gate(settings, "scoring", quarantined, scored)
         publish.commit(staging, final, manifest, so)
     except BaseException:
+        cancel_and_drain(client, futures)  # files still being written would refill the staging area
         publish.remove(staging, so)
         raise
     rate = (scored + quarantined) / seconds if seconds > 0 else 0.0

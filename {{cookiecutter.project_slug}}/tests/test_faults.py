@@ -1,0 +1,306 @@
+"""Faults injected into real runs: a lost worker, flaky and broken storage, malformed data, interruption.
+
+Each test states the outcome the pipeline promises (see RELIABILITY.md): the same result as an
+undisturbed run, or a clear error with nothing committed, the cluster closed and no process left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from distributed.core import Status
+
+from {{ cookiecutter.package_name }} import cli, cluster, flows, publish
+from {{ cookiecutter.package_name }}.data import REASON, feature_names
+
+from .conftest import SMALL
+from .faults import FlakyS3Proxy, dask_processes, wait_for, worker_processes
+
+SCORE_ROWS, SCORE_FILES = 600_000, 12
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, prefect_server):
+    """A data dir with committed train/score datasets (600k rows to score) and a committed model."""
+    data = tmp_path_factory.mktemp("faults") / "data"
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in os.environ if k.startswith("PIPELINE_")]:
+            mp.delenv(key)
+        for key, value in SMALL.items():
+            mp.setenv(key, value)
+        mp.setenv("PIPELINE_DATA_URL", str(data))
+        flows.generate_flow(score_rows=SCORE_ROWS, score_files=SCORE_FILES)
+        flows.train_flow()
+    return data
+
+
+@pytest.fixture
+def env(trained, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("PIPELINE_")]:
+        monkeypatch.delenv(key)
+    for key, value in SMALL.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PIPELINE_DATA_URL", str(trained))
+    monkeypatch.setenv("PIPELINE_BATCH_ROWS", "20000")
+    return trained
+
+
+def _predictions(url: str) -> pd.DataFrame:
+    frame = pd.concat(pd.read_parquet(f) for f in publish.committed_files(url))
+    return frame.sort_values("id").reset_index(drop=True)
+
+
+def _committed(root: Path) -> list[Path]:
+    return sorted(root.glob("*/" + publish.MANIFEST)) if root.exists() else []
+
+
+def _recording(monkeypatch) -> list:
+    created, real = [], cluster.make_cluster
+
+    def record(settings):
+        created.append(real(settings))
+        return created[-1]
+
+    monkeypatch.setattr(cluster, "make_cluster", record)
+    return created
+
+
+# -- worker loss ------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_worker_loss_mid_scoring_gives_the_same_predictions(env, tmp_path, monkeypatch):
+    """SIGKILL one of two `dask worker` processes while files are being scored: same rows, same scores."""
+    staging = env / "predictions" / publish.STAGING
+    with dask_processes(tmp_path, n_workers=2) as (address, workers):
+        monkeypatch.setenv("PIPELINE_CLUSTER", "address")
+        monkeypatch.setenv("PIPELINE_SCHEDULER_ADDRESS", address)
+        monkeypatch.setenv("PIPELINE_BATCH_ROWS", "5000")  # smaller batches: a longer run to hit
+        baseline = flows.score_flow()
+
+        seen: dict[str, object] = {}
+
+        def kill_mid_run() -> None:
+            started = wait_for(lambda: len(list(staging.glob("*/part-*.parquet"))) >= 2, timeout=120)
+            seen["files_started"] = len(list(staging.glob("*/part-*.parquet"))) if started else None
+            workers[0].send_signal(signal.SIGKILL)
+            seen["killed_at"] = time.monotonic()
+
+        killer = threading.Thread(target=kill_mid_run)
+        t0 = time.monotonic()
+        killer.start()
+        disturbed = flows.score_flow()
+        seen["finished_at"] = time.monotonic()
+        killer.join()
+        assert workers[0].wait(timeout=10) == -signal.SIGKILL
+        assert workers[1].poll() is None  # the survivor did the rest
+
+    # The kill landed during scoring: after some files started and before the run finished.
+    assert seen["files_started"] is not None and seen["files_started"] < SCORE_FILES
+    assert t0 < seen["killed_at"] < seen["finished_at"]
+    assert disturbed["rows"] == baseline["rows"]
+    assert disturbed["rows"] + disturbed["quarantined_rows"] == SCORE_ROWS
+    a, b = _predictions(baseline["predictions_url"]), _predictions(disturbed["predictions_url"])
+    assert len(b) == disturbed["rows"] and b["id"].is_unique
+    pd.testing.assert_frame_equal(a, b)
+    print(
+        f"worker loss: killed after {seen['files_started']}/{SCORE_FILES} files started, "
+        f"{len(b):,} rows identical, run {seen['finished_at'] - t0:.1f}s (undisturbed {baseline['seconds']}s scoring)"
+    )
+
+
+# -- flaky and broken storage -----------------------------------------------------------------------
+@pytest.mark.slow
+def test_flaky_s3_is_retried_and_a_permanent_error_commits_nothing(
+    pipeline_env, monkeypatch, s3_bucket, moto_s3, capsys
+):
+    data_url = f"s3://{s3_bucket}/pipeline"
+    monkeypatch.setenv("PIPELINE_DATA_URL", data_url)
+    so = {"client_kwargs": {"endpoint_url": moto_s3}}
+
+    # Transient: every 4th request answers 503 SlowDown (S3's throttling reply).
+    with FlakyS3Proxy(moto_s3, lambda method, path, n: 503 if n % 4 == 0 else None) as proxy:
+        monkeypatch.setenv("PIPELINE_S3_ENDPOINT_URL", proxy.url)
+        result = flows.batch_pipeline(train_rows=4000, score_rows=8000, score_files=2)
+    scoring = result["scoring"]
+    assert scoring["rows"] + scoring["quarantined_rows"] == 8000
+    assert publish.read_manifest(scoring["predictions_url"], so)["rows"] == scoring["rows"]
+    assert len(proxy.injected) >= 10, proxy.injected  # faults really hit the run, and were retried
+    print(f"flaky S3: {len(proxy.injected)} of {proxy.requests} requests answered 503, run completed")
+
+    # Permanent: every write under predictions/ is refused (403 AccessDenied, e.g. a bucket policy).
+    monkeypatch.setenv("PIPELINE_PROCESSES", "true")  # worker processes: check none is left behind
+    monkeypatch.setenv("PIPELINE_RETRIES", "1")
+    created = _recording(monkeypatch)
+    before = set(worker_processes(os.getpid()))
+
+    def deny(method: str, path: str, n: int) -> int | None:
+        return 403 if method in ("PUT", "POST") and "/predictions/" in path else None
+
+    with FlakyS3Proxy(moto_s3, deny) as proxy:
+        monkeypatch.setenv("PIPELINE_S3_ENDPOINT_URL", proxy.url)
+        code = cli.main(["score"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_FAILED
+    assert "score failed: PermissionError" in err and "Access Denied" in err, err[-2000:]
+    assert proxy.injected
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**so)
+    fs.invalidate_cache()
+    manifests = fs.glob(f"{data_url}/predictions/*/{publish.MANIFEST}")
+    assert manifests == [publish.join(scoring["predictions_url"], publish.MANIFEST).removeprefix("s3://")]
+    assert publish.latest(f"{data_url}/predictions", so) == scoring["predictions_url"]  # unchanged
+    closed = wait_for(lambda: all(c.status == Status.closed for c in created), 10)
+    assert created and closed, [c.status for c in created]
+    assert wait_for(lambda: set(worker_processes(os.getpid())) <= before, timeout=30), worker_processes(os.getpid())
+    print(f"permanent S3 error: {len(proxy.injected)} writes refused, exit {code}, nothing committed")
+
+
+# -- malformed data ---------------------------------------------------------------------------------
+def _frame(rows: int, first_id: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"id": np.arange(first_id, first_id + rows, dtype=np.int64)})
+    for name in feature_names(20):
+        frame[name] = rng.standard_normal(rows).astype(np.float32)
+    return frame
+
+
+def _write(path: Path, frame: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+
+
+def test_malformed_rows_and_partitions_each_have_a_counted_outcome(env, capsys):
+    """Other dtypes, extra columns, NaN/inf/absurd values, a missing id and an empty file: all counted."""
+    ds = env / "malformed"
+    ints = _frame(1000, 0, 1)
+    ints["x000"] = np.arange(1000, dtype=np.int32)  # integer feature: numeric, cast to float32
+    ints["x001"] = ints["x001"].astype(np.float64)  # float64 feature
+    ints["comment"] = "extra column"  # extra columns are ignored
+    ints["label"] = np.int8(1)  # a label column is ignored when scoring
+    _write(ds / "part-00000.parquet", ints)
+    bad = _frame(1000, 1000, 2)
+    bad["id"] = bad["id"].astype("float64")
+    bad.loc[3, "x002"] = np.nan
+    bad.loc[4, "x003"] = np.inf
+    bad.loc[5, "x004"] = -np.inf
+    bad.loc[6, "x005"] = 1e9
+    bad.loc[7, "id"] = np.nan
+    _write(ds / "part-00001.parquet", bad)
+    _write(ds / "part-00002.parquet", _frame(0, 0, 3))  # an empty partition
+
+    assert cli.main(["score", "--dataset", str(ds)]) == cli.EXIT_OK
+    url = publish.latest(str(env / "predictions"))
+    manifest = publish.read_manifest(url)
+    assert manifest["rows"] == 1995 and manifest["quarantined_rows"] == 5
+    assert [f["rows"] for f in manifest["files"]] == [1000, 995, 0]
+    quarantine = pd.concat(pd.read_parquet(publish.join(url, f["path"])) for f in manifest["quarantine_files"])
+    assert sorted(quarantine[REASON]) == sorted(
+        ["missing feature", "infinite feature", "infinite feature", "out of range", "missing id"]
+    )
+    scored = _predictions(url)
+    assert len(scored) == 1995 and scored["id"].is_unique
+    assert "5 malformed rows" in capsys.readouterr().out
+
+
+def _missing_column(ds: Path) -> str:
+    _write(ds / "part-00000.parquet", _frame(100, 0, 1).drop(columns=["x007"]))
+    return "lacks columns ['x007']"
+
+
+def _text_column(ds: Path) -> str:
+    frame = _frame(100, 0, 1)
+    frame["x003"] = frame["x003"].astype(str)
+    _write(ds / "part-00000.parquet", frame)
+    return "{'x003': 'large_string'} are not numeric"
+
+
+def _corrupt_file(ds: Path) -> str:
+    _write(ds / "part-00000.parquet", _frame(100, 0, 1))
+    data = (ds / "part-00000.parquet").read_bytes()
+    (ds / "part-00001.parquet").write_bytes(data[: len(data) // 2])  # truncated upload
+    return "part-00001.parquet: not a readable parquet file"
+
+
+def _empty_dataset(ds: Path) -> str:
+    ds.mkdir(parents=True)
+    return "no parquet files under"
+
+
+@pytest.mark.parametrize("make", [_missing_column, _text_column, _corrupt_file, _empty_dataset])
+def test_unusable_input_fails_the_run_with_a_clear_error(env, make, capsys):
+    ds = env / "unusable" / make.__name__
+    expected = make(ds)
+    before = _committed(env / "predictions")
+    assert cli.main(["score", "--dataset", str(ds)]) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "score failed:" in err and expected in err, err[-2000:]
+    assert _committed(env / "predictions") == before
+    assert not any((env / "predictions" / publish.STAGING).glob("*/*"))
+
+
+# -- interruption -----------------------------------------------------------------------------------
+def _session_members(sid: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_score_commits_nothing_and_leaves_no_process(env, sig):
+    """`<slug> score` on a process-based LocalCluster, signalled mid-scoring: exit 130/143, nothing left."""
+    from prefect.settings import PREFECT_API_URL
+
+    predictions = env / "predictions"
+    before = _committed(predictions)
+    staging = predictions / publish.STAGING
+    environ = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "PIPELINE_PROCESSES": "true",
+        "PIPELINE_BATCH_ROWS": "2000",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", cli.__package__, "score"],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        started = wait_for(lambda: list(staging.glob("*/part-*.parquet")) or proc.poll() is not None, timeout=180)
+        assert started and proc.poll() is None, "scoring never started"
+        time.sleep(0.3)
+        assert proc.poll() is None, "the run finished before the signal"
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=90)
+        stop_seconds = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == (cli.EXIT_INTERRUPTED if sig == signal.SIGINT else cli.EXIT_TERMINATED), err[-3000:]
+    assert "nothing committed" in err
+    assert _committed(predictions) == before
+    assert wait_for(lambda: not list(staging.glob("*/*")), timeout=10), list(staging.glob("*/*"))
+    assert wait_for(lambda: not _session_members(proc.pid), timeout=30), _session_members(proc.pid)
+    print(f"{sig.name}: exit {proc.returncode} {stop_seconds:.1f}s after the signal, nothing committed or left running")
