@@ -135,7 +135,7 @@ def test_flaky_s3_is_retried_and_a_permanent_error_commits_nothing(
     assert scoring["rows"] + scoring["quarantined_rows"] == 8000
     assert publish.read_manifest(scoring["predictions_url"], so)["rows"] == scoring["rows"]
     assert len(proxy.injected) >= 10, proxy.injected  # faults really hit the run, and were retried
-    print(f"flaky S3: {len(proxy.injected)} of {proxy.requests} requests answered 503, run completed")
+    flaky = f"flaky S3: {len(proxy.injected)} of {proxy.requests} requests answered 503, run completed"
 
     # Permanent: every write under predictions/ is refused (403 AccessDenied, e.g. a bucket policy).
     monkeypatch.setenv("PIPELINE_PROCESSES", "true")  # worker processes: check none is left behind
@@ -163,7 +163,7 @@ def test_flaky_s3_is_retried_and_a_permanent_error_commits_nothing(
     closed = wait_for(lambda: all(c.status == Status.closed for c in created), 10)
     assert created and closed, [c.status for c in created]
     assert wait_for(lambda: set(worker_processes(os.getpid())) <= before, timeout=30), worker_processes(os.getpid())
-    print(f"permanent S3 error: {len(proxy.injected)} writes refused, exit {code}, nothing committed")
+    print(f"{flaky}\npermanent S3 error: {len(proxy.injected)} writes refused, exit {code}, nothing committed")
 
 
 # -- malformed data ---------------------------------------------------------------------------------
