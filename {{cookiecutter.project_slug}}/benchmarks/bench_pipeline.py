@@ -196,7 +196,7 @@ SCORE_SCHEMA = pa.schema([(ID, pa.int64()), ("score", pa.float32()), ("predictio
 
 # -- memory sampling ------------------------------------------------------------------------------
 class RssSampler:
-    """Peak RSS of every child process that appears while it runs (the Dask worker processes)."""
+    """Peak RSS of every worker process (spawned child) that appears while it runs."""
 
     def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
@@ -212,6 +212,9 @@ class RssSampler:
                 if child.pid in self.before:
                     continue
                 with contextlib.suppress(psutil.Error):
+                    if "spawn_main" not in " ".join(child.cmdline()):  # not a worker (resource tracker)
+                        self.before.add(child.pid)
+                        continue
                     rss = child.memory_info().rss
                     self.peak[child.pid] = max(self.peak.get(child.pid, 0), rss)
             self._stop.wait(self.interval)
@@ -267,14 +270,21 @@ def orchestration(args: argparse.Namespace, root: Path, model_url: str, dataset_
 
 def out_of_core(args: argparse.Namespace, work: Path, model_url: str, env: dict) -> dict:
     limit = parse_size(args.ooc_memory)
-    total_limit = limit * args.workers
+    total_limit = limit * args.ooc_workers
     features = Settings().features
     bytes_per_row = 8 + 4 * features  # id int64 + float32 features, as decoded in memory
     rows = math.ceil(args.ooc_factor * total_limit / bytes_per_row)
     files = max(1, math.ceil(rows / args.rows_per_file))
     root = work / "ooc"
     # A paused worker (RSS above 80% of its limit) would stall the run: fail after 15 minutes instead.
-    ooc_env = {**env, "processes": "true", "memory_limit": args.ooc_memory, "task_timeout": 900}
+    ooc_env = {
+        **env,
+        "n_workers": args.ooc_workers,
+        "processes": "true",
+        "memory_limit": args.ooc_memory,
+        "batch_rows": args.ooc_batch_rows,
+        "task_timeout": 900,
+    }
     log(f"  out-of-core: generating {rows:,} rows in {files} files")
     dataset_url, _ = make_dataset(root, rows, files, env)  # generated without the limit: scoring is measured
     data_files = list_parquet(dataset_url)
@@ -282,12 +292,13 @@ def out_of_core(args: argparse.Namespace, work: Path, model_url: str, env: dict)
         result = run_flow(root, model_url, dataset_url, ooc_env)
     on_disk = dataset_bytes(data_files)
     shutil.rmtree(root, ignore_errors=True)
-    workers = sorted(sampler.peak.values(), reverse=True)[: args.workers]
+    workers = sorted(sampler.peak.values(), reverse=True)[: args.ooc_workers]
     return {
         "rows": result["rows"],
         "files": files,
-        "workers": args.workers,
+        "workers": args.ooc_workers,
         "memory_limit_per_worker": args.ooc_memory,
+        "batch_rows": args.ooc_batch_rows,
         "dataset_in_memory_mib": round(rows * bytes_per_row / MIB),
         "dataset_on_disk_mib": round(on_disk / MIB),
         "times_total_memory_limit": round(rows * bytes_per_row / total_limit, 2),
@@ -389,7 +400,7 @@ def report(results: dict) -> str:
         lines.append(
             f"Out-of-core: {c['rows']:,} rows ({c['dataset_in_memory_mib']:,} MiB in memory, "
             f"{c['dataset_on_disk_mib']:,} MiB parquet) = {c['times_total_memory_limit']}x the workers' "
-            f"total memory limit ({c['workers']} x {c['memory_limit_per_worker']})"
+            f"total memory limit ({c['workers']} x {c['memory_limit_per_worker']}), batches of {c['batch_rows']:,} rows"
         )
         lines.append(
             f"  completed in {c['wall_s']}s: {c['rows_per_s']:,} rows/s; peak RSS per worker "
@@ -443,8 +454,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="local Dask workers")
     p.add_argument("--batch-rows", type=int, default=Settings().batch_rows)
     p.add_argument(
-        "--ooc-memory", default=env("BENCH_OOC_MEMORY", "512MiB"), help="memory limit per worker (out-of-core)"
+        "--ooc-memory", default=env("BENCH_OOC_MEMORY", "1GiB"), help="memory limit per worker (out-of-core)"
     )
+    p.add_argument(
+        "--ooc-batch-rows",
+        type=int,
+        default=int(env("BENCH_OOC_BATCH_ROWS", str(Settings().batch_rows))),
+        help="PIPELINE_BATCH_ROWS for the out-of-core run",
+    )
+    p.add_argument("--ooc-workers", type=int, default=int(env("BENCH_OOC_WORKERS", "1")), help="worker processes")
     p.add_argument("--ooc-factor", type=float, default=float(env("BENCH_OOC_FACTOR", "4")))
     p.add_argument("--cloud-gb", type=float, default=500.0)
     p.add_argument("--cloud-workers", default="4,8,16,32")
