@@ -39,8 +39,8 @@ test-fast: $(BIN)/.installed ## Run the fast template tests only
 
 .PHONY: lint
 lint: $(BIN)/.installed ## Ruff on the template's own code (baked projects are linted by the tests)
-	$(BIN)/ruff check hooks tests tools local_extensions.py
-	$(BIN)/ruff format --check hooks tests tools local_extensions.py
+	$(BIN)/ruff check hooks tests tools benchmarks local_extensions.py
+	$(BIN)/ruff format --check hooks tests tools benchmarks local_extensions.py
 
 .PHONY: bump-dask
 bump-dask: $(BIN)/.installed ## Add a Dask release to the supported table: VERSION=... (PYTHONS=3.11,3.12 | CHECK_REGISTRY=1)

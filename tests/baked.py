@@ -19,7 +19,9 @@ from index_url import index_url  # noqa: E402
 SKIP_PARTS = {".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "data", ".git"}
 # Prefect's own templates (prefect.yaml pull steps, automations.yaml messages, the notification block)
 # are not cookiecutter leftovers: `{{ $ENV_VAR }}`, step outputs, flow/flow_run fields, block placeholders.
-PREFECT_TEMPLATE = r"\{\{ ?(\$PIPELINE_\w+|\w*token\.\w+|clone\.\w+|flow_run[^}]*|flow\.\w+|webhook_url|subject|body) ?\}\}"
+PREFECT_TEMPLATE = (
+    r"\{\{ ?(\$PIPELINE_\w+|\w*token\.\w+|clone\.\w+|flow_run[^}]*|flow\.\w+|webhook_url|subject|body) ?\}\}"
+)
 JINJA_LEFTOVER = re.compile(r"(?<!\$)(?!" + PREFECT_TEMPLATE + r")\{\{|\{%|\{#")
 
 
