@@ -35,6 +35,16 @@ def recorded_registry(page_size):
     return fetch, calls, set(tags)
 
 
+@pytest.fixture
+def pins(monkeypatch):
+    """The pin module with its registry reads answered from the recorded pages (no network)."""
+    module = bump_dask.load_pins()
+    fetch, _, _ = recorded_registry(1000)
+    real = module.image_tags
+    monkeypatch.setattr(module, "image_tags", lambda: real(fetch))
+    return module
+
+
 @pytest.mark.parametrize(("page_size", "requests"), [(1000, 2), (5, 4), (7, 4)])
 def test_registry_tags_are_read_across_pages(page_size, requests):
     pins = bump_dask.load_pins()
@@ -70,11 +80,7 @@ def test_template_bump_refuses_a_release_without_supported_python():
         bump_dask.bump((TEMPLATE / "cookiecutter.json").read_text(), "2026.9.0", ["3.9"])
 
 
-def test_template_bump_with_registry_check(monkeypatch, tmp_path):
-    pins = bump_dask.load_pins()
-    fetch, _, _ = recorded_registry(1000)
-    real = pins.image_tags
-    monkeypatch.setattr(pins, "image_tags", lambda: real(fetch))
+def test_template_bump_with_registry_check(monkeypatch, tmp_path, pins):
     monkeypatch.setattr(bump_dask, "load_pins", lambda: pins)
     target = tmp_path / "cookiecutter.json"
     original = (TEMPLATE / "cookiecutter.json").read_text()
@@ -138,12 +144,8 @@ def test_generated_make_bump_needs_a_version(cookies):
     assert os.path.getsize(project.path / "Dockerfile") > 0
 
 
-def test_generated_bump_checks_the_registry_before_changing_anything(cookies, monkeypatch):
+def test_generated_bump_checks_the_registry_before_changing_anything(cookies, pins):
     project = bake(cookies)
-    pins = bump_dask.load_pins()
-    fetch, _, _ = recorded_registry(1000)
-    real = pins.image_tags
-    monkeypatch.setattr(pins, "image_tags", lambda: real(fetch))
     before = project.read("Dockerfile")
     args = ["--root", str(project.path), "--check-registry", "--set-dask"]
     assert pins.main([*args, "2026.8.0"]) == 1
