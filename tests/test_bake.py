@@ -1,5 +1,6 @@
 """Baking the template: file sets, every choice, every supported version pair, lint-clean output."""
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -50,9 +51,18 @@ def assert_clean(project) -> None:
     answers = [str(v) for k, v in project.context.items() if not k.startswith("_") and isinstance(v, str)]
     for rel in project_files(project.path):
         text = (project.path / rel).read_text()
-        for answer in answers:  # an answer may legitimately contain braces; it is data, not template
-            text = text.replace(answer, "")
-        assert not JINJA_LEFTOVER.search(text), f"unrendered Jinja in {rel}"
+        # An answer may legitimately contain braces: it is data, not template. A match that lies
+        # inside where an answer was written is no leftover (removing the answers from the text
+        # instead could break the allowed Prefect placeholders and flag them).
+        written = [
+            range(m.start(), m.end()) for answer in answers if answer for m in re.finditer(re.escape(answer), text)
+        ]
+        leftovers = [
+            m.group()
+            for m in JINJA_LEFTOVER.finditer(text)
+            if not any(m.start() in span and m.end() - 1 in span for span in written)
+        ]
+        assert not leftovers, f"unrendered Jinja in {rel}: {leftovers}"
         if rel.endswith(".py"):
             compile((project.path / rel).read_text(), rel, "exec")
         if rel.endswith(".toml"):
@@ -77,6 +87,15 @@ def test_default_bake(cookies):
     assert "dask[dataframe]==2026.7.1" in meta["dependencies"]
     assert "distributed==2026.7.1" in meta["dependencies"]
     assert_clean(project)
+
+
+def test_leftover_check_sees_past_short_answers_and_catches_real_leftovers(cookies):
+    project = bake(cookies, description="b")  # "b" occurs inside allowed placeholders such as {{ webhook_url }}
+    assert_clean(project)
+    readme = project.path / "README.md"
+    readme.write_text(readme.read_text() + "\n{{ cookiecutter.forgotten }}\n")
+    with pytest.raises(AssertionError, match="unrendered Jinja in README.md"):
+        assert_clean(project)
 
 
 @pytest.mark.parametrize("answers", VARIATIONS, ids=lambda a: ",".join(f"{k}={v}" for k, v in a.items()))
