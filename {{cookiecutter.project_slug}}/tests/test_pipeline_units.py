@@ -15,10 +15,13 @@ from {{ cookiecutter.package_name }} import cli, cluster, publish
 from {{ cookiecutter.package_name }}.config import ConfigError, Settings
 from {{ cookiecutter.package_name }}.data import (
     BAYES_ACCURACY,
+    ID,
     LABEL,
+    MAX_ABS_FEATURE,
     REASON,
     feature_names,
     make_partition,
+    row_problems,
     score_file,
     split_valid,
     true_weights,
@@ -79,6 +82,64 @@ def test_split_valid_quarantines_every_kind_of_malformed_row():
     assert list(bad[REASON]) == ["missing feature", "infinite feature", "out of range"]
     with pytest.raises(ValueError, match="lacks columns"):
         split_valid(frame.drop(columns="x001"), feature_names(4))
+
+
+def _reason(no_id: bool, row: np.ndarray) -> str:
+    """The quarantine rule written out row by row: the reference the vectorised check must match."""
+    if no_id:
+        return "missing id"
+    if any(np.isnan(v) for v in row):
+        return "missing feature"
+    if any(np.isinf(v) for v in row):
+        return "infinite feature"
+    if any(abs(v) > MAX_ABS_FEATURE for v in row):
+        return "out of range"
+    return ""
+
+
+def test_row_problems_matches_the_rule_row_by_row():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4000, 5)).astype(np.float32)
+    specials = np.array([np.nan, np.inf, -np.inf, 1e9, -1e9, MAX_ABS_FEATURE, -MAX_ABS_FEATURE], dtype=np.float32)
+    cells = rng.integers(0, x.size, 900)  # some rows get several kinds at once: the first match must win
+    x.flat[cells] = rng.choice(specials, cells.size)
+    no_id = rng.random(4000) < 0.01
+    bad, reasons = row_problems(x, no_id)
+    expected = [_reason(n, row) for n, row in zip(no_id, x, strict=True)]
+    assert list(bad) == [r != "" for r in expected]
+    assert list(reasons) == [r for r in expected if r]
+    assert {"missing id", "missing feature", "infinite feature", "out of range"} == set(reasons)
+    assert not row_problems(np.full((3, 2), MAX_ABS_FEATURE, np.float32), np.zeros(3, bool))[0].any()
+
+
+def test_split_valid_quarantines_a_row_without_an_id():
+    frame = make_partition(2, 10, 0, 3, seed=1, malformed_fraction=0.0, labelled=False)
+    frame[ID] = frame[ID].astype("Int64")
+    frame.loc[4, ID] = pd.NA
+    good, bad = split_valid(frame, feature_names(3))
+    assert len(good) == 9 and list(bad[REASON]) == ["missing id"]
+
+
+def test_written_parquet_keeps_dictionaries_to_low_cardinality_columns(tmp_path):
+    """Dictionaries on float/id columns overflow and fall back, costing time and space (BENCHMARKS.md)."""
+    written = write_partition(str(tmp_path / "in"), 0, 3000, 0, 4, seed=2, malformed_fraction=0.01, labelled=True)
+    score_file(
+        str(tmp_path / "in" / written["path"]), str(tmp_path / "out.parquet"), str(tmp_path / "q.parquet"),
+        _tiny_model(feature_names(4)).scorer(), batch_rows=1000,
+    )  # fmt: skip
+
+    def dictionary_columns(path):
+        meta = pq.ParquetFile(path).metadata
+        group = meta.row_group(0)
+        return {
+            group.column(i).path_in_schema
+            for i in range(meta.num_columns)
+            if any("DICTIONARY" in e for e in group.column(i).encodings)
+        }
+
+    assert dictionary_columns(tmp_path / "in" / written["path"]) == {LABEL}
+    assert dictionary_columns(tmp_path / "out.parquet") == {"prediction"}
+    assert dictionary_columns(tmp_path / "q.parquet") == {REASON}
 
 
 def _tiny_model(features):

@@ -30,6 +30,17 @@ NOISE = 0.3
 BAYES_ACCURACY = 1 - math.atan(NOISE) / math.pi
 
 
+def parquet_options(*dictionary_columns: str) -> dict[str, Any]:
+    """Write options for every parquet file the pipeline writes: dictionary-encode only ``dictionary_columns``.
+
+    Dictionary encoding pays off for columns with few distinct values (labels, predictions, reasons).
+    On float features, ids and scores pyarrow builds a dictionary, overflows its page limit, falls
+    back to plain pages and still writes the dictionary: measured on 250k x 20 float32 rows, writes
+    8.7x slower, files 1.5x bigger and reads 1.9x slower than plain encoding (BENCHMARKS.md).
+    """
+    return {"compression": "snappy", "use_dictionary": list(dictionary_columns)}
+
+
 def feature_names(n: int) -> list[str]:
     return [f"x{i:03d}" for i in range(n)]
 
@@ -86,29 +97,39 @@ def write_partition(
     frame = make_partition(index, rows, first_id, features, seed, malformed_fraction, labelled)
     name = file_name(index)
     with open_write(join(url, name), storage_options) as f:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), f, compression="snappy")
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table, f, **parquet_options(*([LABEL] if labelled else [])))
     return {"path": name, "rows": rows}
 
 
 # -- validation -------------------------------------------------------------------------------------
+def row_problems(x: np.ndarray, no_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(bad, reasons)``: which rows are malformed, and why (``reasons`` holds the bad rows only).
+
+    The rule, first match wins: ``missing id``, ``missing feature`` (NaN), ``infinite feature``,
+    ``out of range`` (``|value| > MAX_ABS_FEATURE``). One pass finds the bad rows (NaN and inf fail
+    the range check too); the reasons are worked out for those few rows only.
+    """
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(x) <= MAX_ABS_FEATURE).all(axis=1)
+    bad |= no_id
+    if not bad.any():
+        return bad, np.array([], dtype=object)
+    rows = x[bad]
+    checks = [no_id[bad], np.isnan(rows).any(axis=1), np.isinf(rows).any(axis=1)]
+    return bad, np.select(checks, ["missing id", "missing feature", "infinite feature"], "out of range")
+
+
 def split_valid(frame: pd.DataFrame, features: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(good, bad)``: bad rows carry a ``quarantine_reason``; nothing is dropped silently."""
     missing = [c for c in (ID, *features) if c not in frame.columns]
     if missing:
         raise ValueError(f"input lacks columns {missing}; expected {ID!r} and {len(features)} feature columns")
     x = frame[list(features)].to_numpy(dtype=np.float32, na_value=np.nan)
-    with np.errstate(invalid="ignore"):
-        nan = np.isnan(x).any(axis=1)
-        inf = np.isinf(x).any(axis=1)
-        big = (np.abs(x) > MAX_ABS_FEATURE).any(axis=1) & ~inf
-    no_id = frame[ID].isna().to_numpy()
-    bad = nan | inf | big | no_id
+    bad, reasons = row_problems(x, frame[ID].isna().to_numpy())
     if not bad.any():
         return frame, frame.iloc[:0].assign(**{REASON: pd.Series(dtype="string")})
-    reasons = ["missing id", "missing feature", "infinite feature", "out of range"]
-    reason = np.select([no_id, nan, inf, big], reasons, "")
-    quarantined = frame[bad].assign(**{REASON: pd.array(reason[bad], dtype="string")})
-    return frame[~bad], quarantined
+    return frame[~bad], frame[bad].assign(**{REASON: pd.array(reasons, dtype="string")})
 
 
 def list_parquet(url: str, storage_options: dict[str, Any] | None = None) -> list[str]:
@@ -188,14 +209,14 @@ def score_file(
                 raise MalformedFileError(f"{in_url}: not a readable parquet file ({exc})") from exc
             check_schema(reader.schema_arrow, features, in_url)
             columns = [c for c in reader.schema_arrow.names if c != LABEL]
-            with pq.ParquetWriter(dst, schema, compression="snappy") as writer:
+            with pq.ParquetWriter(dst, schema, **parquet_options("prediction")) as writer:
                 for batch in reader.iter_batches(batch_size=batch_rows, columns=columns):
                     good, bad = split_valid(batch.to_pandas(), features)
                     if len(bad):
                         table = pa.Table.from_pandas(bad, preserve_index=False)
                         if qwriter is None:
                             qfile = open_write(quarantine_url, storage_options)
-                            qwriter = pq.ParquetWriter(qfile, table.schema)
+                            qwriter = pq.ParquetWriter(qfile, table.schema, **parquet_options(REASON))
                         qwriter.write_table(table.cast(qwriter.schema))
                         quarantined += len(bad)
                     proba = model.predict_proba(good[features].to_numpy(dtype=np.float32))
