@@ -9,14 +9,17 @@ What it measures (all on synthetic parquet data written by the project's own gen
 1. Orchestration overhead: the same scoring three ways on the same files, median of ``--repeats``:
    the generated Prefect ``score`` flow on a LocalCluster (the project's defaults), the same
    numpy scoring as a plain ``dask.distributed`` script on an identical LocalCluster, and one
-   single process with scikit-learn (no Dask). Wall times include cluster start-up; the
-   "scoring" times cover the work only.
+   single process with scikit-learn's ``predict_proba`` (no Dask; the same streaming parquet
+   read / validate / write, so only the model and the parallelism differ). Wall times include
+   cluster start-up; the "scoring" times cover the work only.
 2. Out-of-core: a dataset at least ``--ooc-factor`` x the total memory limit of the Dask workers,
    scored by the flow on worker processes with ``PIPELINE_MEMORY_LIMIT``; rows/s and peak RSS per
    worker (psutil, sampled every 50 ms); worker restarts would show up as extra worker PIDs.
 3. Scaling: flow wall time over dataset sizes spanning two orders of magnitude; least-squares
    line, slope (s per million rows), intercept (fixed cost per run) and R^2.
-4. Cloud on paper: from the measured throughput and the prices in ``prices.json`` (through
+4. Granularity: the largest scaling dataset rewritten as files of ``--granularity`` rows each
+   (one Dask task per file), scored by the flow; rows/s per file size, against the default size.
+5. Cloud on paper: from the measured throughput and the prices in ``prices.json`` (through
    ``cost.py``), time and cost to score ``--cloud-gb`` GB with N Fargate workers.
 
 Other processes on the machine make single timings noisy: compare the ratios, not the seconds.
@@ -46,12 +49,10 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
 
 from {{ cookiecutter.package_name }} import cost, flows  # noqa: E402
 from {{ cookiecutter.package_name }}.config import Settings  # noqa: E402
-from {{ cookiecutter.package_name }}.data import ID, list_parquet, score_file, split_valid  # noqa: E402
+from {{ cookiecutter.package_name }}.data import list_parquet, score_file  # noqa: E402
 from {{ cookiecutter.package_name }}.model import Model, load_model  # noqa: E402
 
 MIB = 2**20
@@ -169,29 +170,28 @@ def run_plain_dask(out: Path, model: Model, files: list[str], batch_rows: int, n
     return {"wall": wall, "scoring": scoring, "rows": sum(r["scored"] + r["quarantined"] for r in results)}
 
 
-def run_sklearn(out: Path, pipeline: Any, features: list[str], files: list[str], batch_rows: int) -> dict[str, float]:
-    """One process, no Dask: read, validate, predict_proba with scikit-learn, write, file by file."""
+class SklearnScorer:
+    """``score_file``'s model interface served by the scikit-learn pipeline (the baseline's model)."""
+
+    def __init__(self, pipeline: Any, features: list[str]) -> None:
+        self.pipeline = pipeline
+        self.features = tuple(features)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.pipeline.predict_proba(x)[:, 1].astype(np.float32)
+
+
+def run_sklearn(out: Path, scorer: SklearnScorer, files: list[str], batch_rows: int) -> dict[str, float]:
+    """One process, no Dask: the same streaming read / validate / write per file, scikit-learn's predict_proba."""
     t0 = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
     rows = 0
     for i, path in enumerate(files):
-        reader = pq.ParquetFile(path)
-        with pq.ParquetWriter(out / f"part-{i:05d}.parquet", SCORE_SCHEMA) as writer:
-            for batch in reader.iter_batches(batch_size=batch_rows, columns=[ID, *features]):
-                good, bad = split_valid(batch.to_pandas(), features)
-                if len(bad):
-                    pq.write_table(pa.Table.from_pandas(bad, preserve_index=False), out / f"bad-{i:05d}-{rows}.parquet")
-                proba = pipeline.predict_proba(good[features].to_numpy(dtype=np.float32))[:, 1].astype(np.float32)
-                writer.write_table(
-                    pa.table({ID: good[ID].to_numpy(), "score": proba, "prediction": (proba >= 0.5).astype(np.int8)})
-                )
-                rows += len(good) + len(bad)
+        name = f"part-{i:05d}.parquet"
+        counts = score_file(path, str(out / name), str(out / "quarantine" / name), scorer, batch_rows)
+        rows += counts["scored"] + counts["quarantined"]
     wall = time.perf_counter() - t0
     shutil.rmtree(out, ignore_errors=True)
     return {"wall": wall, "scoring": wall, "rows": rows}
-
-
-SCORE_SCHEMA = pa.schema([(ID, pa.int64()), ("score", pa.float32()), ("prediction", pa.int8())])
 
 
 # -- memory sampling ------------------------------------------------------------------------------
@@ -236,12 +236,12 @@ def median_of(runs: list[dict[str, float]], key: str) -> float:
 def orchestration(args: argparse.Namespace, root: Path, model_url: str, dataset_url: str, env: dict) -> dict:
     model = load_model(model_url)
     files = list_parquet(dataset_url)
-    pipeline = sklearn_pipeline(model)
+    scorer = SklearnScorer(sklearn_pipeline(model), model.features)
     runs: dict[str, list[dict[str, float]]] = {"flow": [], "plain_dask": [], "sklearn": []}
     methods: dict[str, Callable[[], dict[str, float]]] = {
         "flow": lambda: run_flow(root, model_url, dataset_url, env),
         "plain_dask": lambda: run_plain_dask(root / "plain", model, files, args.batch_rows, args.workers),
-        "sklearn": lambda: run_sklearn(root / "sklearn", pipeline, model.features, files, args.batch_rows),
+        "sklearn": lambda: run_sklearn(root / "sklearn", scorer, files, args.batch_rows),
     }
     order = list(methods)
     for rep in range(args.repeats):
@@ -347,6 +347,25 @@ def scaling(args: argparse.Namespace, work: Path, model_url: str, env: dict) -> 
     return out, datasets
 
 
+def granularity(args: argparse.Namespace, work: Path, model_url: str, rows: int, env: dict) -> dict:
+    """The same rows as files of different sizes: what one Dask task per file costs and gains."""
+    points = []
+    for per_file in args.granularity:
+        files = max(1, math.ceil(rows / per_file))
+        root = work / f"grain-{per_file}"
+        dataset_url, _ = make_dataset(root, rows, files, env)
+        runs = [run_flow(root, model_url, dataset_url, env) for _ in range(args.repeats)]
+        shutil.rmtree(root, ignore_errors=True)
+        scoring = median_of(runs, "scoring")
+        points.append({"rows_per_file": per_file, "files": files, "scoring_s": round(scoring, 3)})
+        log(f"  granularity {per_file:>9,} rows per file ({files:>4} files): scoring {scoring:.2f}s")
+    default = min(points, key=lambda p: abs(p["rows_per_file"] - args.rows_per_file))
+    for point in points:
+        point["rows_per_s"] = round(rows / point["scoring_s"])
+        point["vs_default"] = round(default["scoring_s"] / point["scoring_s"], 3)
+    return {"rows": rows, "repeats": args.repeats, "default_rows_per_file": default["rows_per_file"], "points": points}
+
+
 def cloud(args: argparse.Namespace, scale: dict, local_vcpus: int) -> dict:
     """Time and cost of ``--cloud-gb`` GB on N Fargate workers, from the measured per-vCPU rate."""
     prices = cost.load_prices()
@@ -423,6 +442,18 @@ def report(results: dict) -> str:
                 f"R^2 {f['r2']:.4f}"
             )
         lines.append("")
+    g = results.get("granularity")
+    if g:
+        lines.append(
+            f"Granularity: {g['rows']:,} rows as files of N rows (one Dask task per file), median of {g['repeats']}"
+        )
+        for p in g["points"]:
+            mark = "  (default)" if p["rows_per_file"] == g["default_rows_per_file"] else ""
+            lines.append(
+                f"  {p['rows_per_file']:>10,} rows/file {p['files']:>5} files   scoring {p['scoring_s']:>6.2f}s "
+                f"{p['rows_per_s']:>12,} rows/s   {p['vs_default']:.2f}x the default{mark}"
+            )
+        lines.append("")
     k = results.get("cloud")
     if k:
         lines.append(
@@ -464,16 +495,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--ooc-workers", type=int, default=int(env("BENCH_OOC_WORKERS", "1")), help="worker processes")
     p.add_argument("--ooc-factor", type=float, default=float(env("BENCH_OOC_FACTOR", "4")))
+    p.add_argument(
+        "--granularity",
+        default=env("BENCH_GRANULARITY", "62500,250000,1000000"),
+        help="rows per file to compare (the largest scaling size, rewritten)",
+    )
     p.add_argument("--cloud-gb", type=float, default=500.0)
     p.add_argument("--cloud-workers", default="4,8,16,32")
     p.add_argument("--vcpus", type=int, default=cost.WORKER_VCPUS, help="vCPUs per Fargate worker")
     p.add_argument("--startup-seconds", type=float, default=180.0, help="Fargate cluster start-up assumed")
-    p.add_argument("--skip", default="", help="comma-separated sections to skip: orchestration,ooc,scaling")
+    p.add_argument("--skip", default="", help="comma-separated sections to skip: orchestration,granularity,ooc")
     p.add_argument("--json", type=Path, help="also write the figures as JSON here")
     p.add_argument("--work-dir", type=Path, help="keep data here instead of a temporary directory")
     args = p.parse_args(argv)
     args.sizes = sorted(float(s) for s in args.sizes.split(","))
     args.cloud_workers = [int(w) for w in args.cloud_workers.split(",")]
+    args.granularity = sorted(int(r) for r in args.granularity.split(","))
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     return args
 
@@ -502,6 +539,10 @@ def main(argv: list[str] | None = None) -> int:
             log("orchestration overhead...")
             rows = str(max(int(r) for r in datasets))
             results["orchestration"] = orchestration(args, work / f"scale-{rows}", model_url, datasets[rows], env)
+        if "granularity" not in args.skip:
+            log("granularity...")
+            rows = max(int(r) for r in datasets)
+            results["granularity"] = granularity(args, work, model_url, rows, env)
         if "ooc" not in args.skip:
             log("out-of-core...")
             results["out_of_core"] = out_of_core(args, work, model_url, env)

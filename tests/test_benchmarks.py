@@ -1,0 +1,64 @@
+"""The benchmark scripts run and report consistent figures (their speed is measured by `make bench`, not here)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.baked import TEMPLATE, BakedProject
+
+
+def test_bake_benchmark_reports_both_bakes_and_their_ratio(tmp_path):
+    out = tmp_path / "bake.json"
+    proc = subprocess.run(
+        [sys.executable, str(TEMPLATE / "benchmarks" / "bench_bake.py"), "--repeats", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    figures = json.loads(out.read_text())
+    this, trivial = figures["median_s"]["this template"], figures["median_s"]["trivial template"]
+    assert this > 0 and trivial > 0
+    assert figures["ratio"] == pytest.approx(this / trivial, rel=1e-2)
+    assert f"{figures['ratio']:.2f}x" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("installed")
+def test_project_benchmark_runs_every_section_on_small_data(installed_project: BakedProject, tmp_path):
+    """`make bench` of a baked project, every section at small sizes (the real sizes take minutes)."""
+    out = tmp_path / "pipeline.json"
+    args = f"--sizes 0.01,0.1 --repeats 1 --granularity 25000,100000 --ooc-factor 0.05 --json {out}"
+    proc = installed_project.make("bench", f"BENCH_ARGS={args}")
+    figures = json.loads(out.read_text())
+
+    orchestration = figures["orchestration"]  # the script itself refuses row counts that differ
+    assert orchestration["rows"] == 100_000
+    for name in ("flow", "plain_dask", "sklearn"):
+        assert orchestration[name]["wall_s"] > 0 and orchestration[name]["rows_per_s"] > 0
+    ratios = orchestration["ratios"]
+    assert ratios["flow_vs_plain_dask_wall"] == pytest.approx(
+        orchestration["flow"]["wall_s"] / orchestration["plain_dask"]["wall_s"], abs=2e-3
+    )
+
+    scaling = figures["scaling"]
+    assert [p["rows"] for p in scaling["points"]] == [10_000, 100_000] and scaling["span"] == 10.0
+    assert scaling["scoring"]["slope_s_per_million_rows"] > 0
+
+    grain = figures["granularity"]
+    assert [(p["rows_per_file"], p["files"]) for p in grain["points"]] == [(25_000, 4), (100_000, 1)]
+    assert grain["default_rows_per_file"] == 100_000  # the size nearest the default rows per file
+
+    ooc = figures["out_of_core"]
+    assert ooc["workers"] == 1 and ooc["worker_processes_seen"] == 1  # no restart
+    assert ooc["rows"] >= 0.05 * 2**30 / (8 + 4 * 20) and len(ooc["peak_rss_per_worker_mib"]) == 1
+
+    cloud = figures["cloud"]
+    assert [r["workers"] for r in cloud["runs"]] == [4, 8, 16, 32]
+    hours = [r["hours"] for r in cloud["runs"]]
+    assert hours == sorted(hours, reverse=True)  # more workers, less time
+
+    for heading in ("Orchestration overhead", "Out-of-core", "Scaling", "Granularity", "Cloud on paper"):
+        assert heading in proc.stdout
