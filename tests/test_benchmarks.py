@@ -43,6 +43,10 @@ def test_project_benchmark_runs_every_section_on_small_data(installed_project: B
         orchestration["flow"]["wall_s"] / orchestration["plain_dask"]["wall_s"], abs=2e-3
     )
 
+    fixed = orchestration["fixed_cost"]
+    extra = orchestration["flow"]["wall_s"] - orchestration["plain_dask"]["wall_s"]
+    assert fixed["flow_extra_s_per_run"] == pytest.approx(extra, abs=2e-3)
+
     scaling = figures["scaling"]
     assert [p["rows"] for p in scaling["points"]] == [10_000, 100_000] and scaling["span"] == 10.0
     assert scaling["scoring"]["slope_s_per_million_rows"] > 0
