@@ -30,7 +30,7 @@ def test_bake_benchmark_reports_both_bakes_and_their_ratio(tmp_path):
 def test_project_benchmark_runs_every_section_on_small_data(installed_project: BakedProject, tmp_path):
     """`make bench` of a baked project, every section at small sizes (the real sizes take minutes)."""
     out = tmp_path / "pipeline.json"
-    args = f"--sizes 0.01,0.1 --repeats 1 --granularity 25000,100000 --ooc-factor 0.05 --json {out}"
+    args = f"--sizes 0.01,0.1 --repeats 1 --scaling-repeats 1 --granularity 25000,100000 --ooc-factor 0.05 --json {out}"
     proc = installed_project.make("bench", f"BENCH_ARGS={args}")
     figures = json.loads(out.read_text())
 

@@ -501,7 +501,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--rows-per-file", type=int, default=int(env("BENCH_ROWS_PER_FILE", "250000")))
     p.add_argument("--repeats", type=int, default=int(env("BENCH_REPEATS", "3")), help="orchestration repeats (median)")
-    p.add_argument("--scaling-repeats", type=int, default=int(env("BENCH_SCALING_REPEATS", "1")))
+    p.add_argument(
+        "--scaling-repeats", type=int, default=int(env("BENCH_SCALING_REPEATS", "3")), help="runs per size (median)"
+    )
     p.add_argument("--workers", type=int, default=2, help="local Dask workers")
     p.add_argument("--batch-rows", type=int, default=Settings().batch_rows)
     p.add_argument(
