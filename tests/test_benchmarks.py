@@ -1,6 +1,7 @@
 """The benchmark scripts run and report consistent figures (their speed is measured by `make bench`, not here)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -66,3 +67,14 @@ def test_project_benchmark_runs_every_section_on_small_data(installed_project: B
 
     for heading in ("Orchestration overhead", "Out-of-core", "Scaling", "Granularity", "Cloud on paper"):
         assert heading in proc.stdout
+
+
+def test_benchmarks_md_only_shows_options_the_scripts_accept():
+    text = (TEMPLATE / "BENCHMARKS.md").read_text()
+    reproduce = text[text.index("## Reproduce") : text.index("## Results")]
+    options = set(re.findall(r"(--[a-z][a-z-]+)", reproduce)) - {"--help"}  # argparse gives every script --help
+    assert options, "the Reproduce section shows no options"
+    scripts = (TEMPLATE / "benchmarks" / "bench_bake.py").read_text() + (
+        TEMPLATE / "{{cookiecutter.project_slug}}" / "benchmarks" / "bench_pipeline.py"
+    ).read_text()
+    assert {o for o in options if f'"{o}"' not in scripts} == set()
