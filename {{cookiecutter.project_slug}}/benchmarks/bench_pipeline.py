@@ -93,6 +93,11 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, result
 
 
+def per_second(rows: int, seconds: float) -> int:
+    """Rows per second; 0 when the run was too short to time (the flow reports seconds to 0.01 s)."""
+    return round(rows / seconds) if seconds > 0 else 0
+
+
 def dataset_bytes(files: list[str]) -> int:
     return sum(os.path.getsize(f) for f in files)
 
@@ -256,7 +261,7 @@ def orchestration(args: argparse.Namespace, root: Path, model_url: str, dataset_
         out[name] = {
             "wall_s": round(median_of(rs, "wall"), 3),
             "scoring_s": round(median_of(rs, "scoring"), 3),
-            "rows_per_s": round(rows / median_of(rs, "scoring")),
+            "rows_per_s": per_second(rows, median_of(rs, "scoring")),
             "walls": [round(r["wall"], 3) for r in rs],
         }
     out["ratios"] = {
@@ -313,7 +318,7 @@ def out_of_core(args: argparse.Namespace, work: Path, model_url: str, env: dict)
         "dataset_on_disk_mib": round(on_disk / MIB),
         "times_total_memory_limit": round(rows * bytes_per_row / total_limit, 2),
         "wall_s": round(result["wall"], 2),
-        "rows_per_s": round(result["rows"] / result["scoring"]),
+        "rows_per_s": per_second(result["rows"], result["scoring"]),
         "peak_rss_per_worker_mib": [round(b / MIB) for b in workers],
         "peak_rss_vs_limit": round(max(workers) / limit, 3) if workers else None,
         "worker_processes_seen": len(sampler.peak),
@@ -371,15 +376,18 @@ def granularity(args: argparse.Namespace, work: Path, model_url: str, rows: int,
         log(f"  granularity {per_file:>9,} rows per file ({files:>4} files): scoring {scoring:.2f}s")
     default = min(points, key=lambda p: abs(p["rows_per_file"] - args.rows_per_file))
     for point in points:
-        point["rows_per_s"] = round(rows / point["scoring_s"])
-        point["vs_default"] = round(default["scoring_s"] / point["scoring_s"], 3)
+        point["rows_per_s"] = per_second(rows, point["scoring_s"])
+        point["vs_default"] = round(default["scoring_s"] / point["scoring_s"], 3) if point["scoring_s"] else 0.0
     return {"rows": rows, "repeats": args.repeats, "default_rows_per_file": default["rows_per_file"], "points": points}
 
 
 def cloud(args: argparse.Namespace, scale: dict, local_vcpus: int) -> dict:
     """Time and cost of ``--cloud-gb`` GB on N Fargate workers, from the measured per-vCPU rate."""
+    slope = scale["scoring"]["slope_s_per_million_rows"]
+    if slope <= 0:
+        raise SystemExit(f"the scoring time did not grow with the data (slope {slope}); use larger --sizes")
     prices = cost.load_prices()
-    rate = 1e6 / scale["scoring"]["slope_s_per_million_rows"]  # rows/s on this machine
+    rate = 1e6 / slope  # rows/s on this machine
     per_vcpu = rate / local_vcpus
     rows = args.cloud_gb * 1e9 / scale["bytes_per_row_on_disk"]
     table = []

@@ -39,6 +39,9 @@ def test_local_pipeline_trains_scores_and_quarantines(pipeline_env, monkeypatch)
     metrics = result["model"]["metrics"]
     assert metrics["holdout_accuracy"] >= MIN_ACCURACY
     assert metrics["train_quarantined_rows"] > 0
+    train_quarantine = pd.read_parquet(publish.join(result["model"]["model_url"], "quarantine"))
+    assert len(train_quarantine) == metrics["train_quarantined_rows"]
+    assert set(train_quarantine[REASON]) <= {"missing feature", "infinite feature", "out of range"}
 
     scoring = result["scoring"]
     manifest = publish.read_manifest(scoring["predictions_url"])

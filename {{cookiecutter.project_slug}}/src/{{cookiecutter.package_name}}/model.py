@@ -29,7 +29,7 @@ from dask_ml.preprocessing import StandardScaler
 from distributed import Client
 
 from . import publish
-from .data import BAYES_ACCURACY, ID, LABEL, LinearScorer, split_valid
+from .data import BAYES_ACCURACY, ID, LABEL, REASON, LinearScorer, parquet_options, split_valid
 
 # Libraries whose versions must match between training and scoring (module name -> distribution).
 VERSIONED = {
@@ -115,7 +115,9 @@ def train(
     good = frame.map_partitions(_valid_rows, features, meta=frame._meta)
     bad_meta = split_valid(frame._meta, features)[1]
     bad = frame.map_partitions(_bad_rows, features, meta=bad_meta)
-    bad.to_parquet(quarantine_url, storage_options=storage_options, write_index=False, compute=False).compute()
+    bad.to_parquet(
+        quarantine_url, storage_options=storage_options, write_index=False, compute=False, **parquet_options(REASON)
+    ).compute()
     quarantined = int(bad.shape[0].compute())
 
     good = client.persist(good)
