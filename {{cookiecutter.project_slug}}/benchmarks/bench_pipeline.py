@@ -98,6 +98,10 @@ def per_second(rows: int, seconds: float) -> int:
     return round(rows / seconds) if seconds > 0 else 0
 
 
+def files_for(rows: int, rows_per_file: int) -> int:
+    return max(1, math.ceil(rows / rows_per_file))
+
+
 def dataset_bytes(files: list[str]) -> int:
     return sum(os.path.getsize(f) for f in files)
 
@@ -289,7 +293,7 @@ def out_of_core(args: argparse.Namespace, work: Path, model_url: str, env: dict)
     features = Settings().features
     bytes_per_row = 8 + 4 * features  # id int64 + float32 features, as decoded in memory
     rows = math.ceil(args.ooc_factor * total_limit / bytes_per_row)
-    files = max(1, math.ceil(rows / args.rows_per_file))
+    files = files_for(rows, args.rows_per_file)
     root = work / "ooc"
     # A paused worker (RSS above 80% of its limit) would stall the run: fail after 15 minutes instead.
     ooc_env = {
@@ -325,15 +329,16 @@ def out_of_core(args: argparse.Namespace, work: Path, model_url: str, env: dict)
     }
 
 
-def scaling(args: argparse.Namespace, work: Path, model_url: str, env: dict) -> tuple[dict, dict[str, str]]:
+def scaling(args: argparse.Namespace, work: Path, model_url: str, env: dict) -> tuple[dict, dict[int, str]]:
+    """Flow runs over ``--sizes``; also returns the datasets (rows -> url), kept for the other sections."""
     points = []
     datasets = {}
     for millions in args.sizes:
         rows = max(1, round(millions * 1e6))
-        files = max(1, math.ceil(rows / args.rows_per_file))
+        files = files_for(rows, args.rows_per_file)
         root = work / f"scale-{rows}"
         dataset_url, gen = make_dataset(root, rows, files, env)
-        datasets[str(rows)] = dataset_url
+        datasets[rows] = dataset_url
         runs = [run_flow(root, model_url, dataset_url, env) for _ in range(args.scaling_repeats)]
         point = {
             "rows": rows,
@@ -362,15 +367,20 @@ def scaling(args: argparse.Namespace, work: Path, model_url: str, env: dict) -> 
     return out, datasets
 
 
-def granularity(args: argparse.Namespace, work: Path, model_url: str, rows: int, env: dict) -> dict:
-    """The same rows as files of different sizes: what one Dask task per file costs and gains."""
+def granularity(args: argparse.Namespace, work: Path, model_url: str, rows: int, scaled_url: str, env: dict) -> dict:
+    """The same rows as files of different sizes: what one Dask task per file costs and gains.
+
+    ``scaled_url`` is the scaling section's dataset of ``rows``: reused where its files match.
+    """
     points = []
     for per_file in args.granularity:
-        files = max(1, math.ceil(rows / per_file))
-        root = work / f"grain-{per_file}"
-        dataset_url, _ = make_dataset(root, rows, files, env)
+        files = files_for(rows, per_file)
+        reuse = files == files_for(rows, args.rows_per_file)
+        root = work / (f"scale-{rows}" if reuse else f"grain-{per_file}")
+        dataset_url = scaled_url if reuse else make_dataset(root, rows, files, env)[0]
         runs = [run_flow(root, model_url, dataset_url, env) for _ in range(args.repeats)]
-        shutil.rmtree(root, ignore_errors=True)
+        if not reuse:
+            shutil.rmtree(root, ignore_errors=True)
         scoring = median_of(runs, "scoring")
         points.append({"rows_per_file": per_file, "files": files, "scoring_s": round(scoring, 3)})
         log(f"  granularity {per_file:>9,} rows per file ({files:>4} files): scoring {scoring:.2f}s")
@@ -565,14 +575,13 @@ def main(argv: list[str] | None = None) -> int:
         log("scaling...")
         scale, datasets = scaling(args, work, model_url, env)
         results["scaling"] = scale
+        rows = max(datasets)  # the largest scaling dataset serves the sections below
         if "orchestration" not in args.skip:
             log("orchestration overhead...")
-            rows = str(max(int(r) for r in datasets))
             results["orchestration"] = orchestration(args, work / f"scale-{rows}", model_url, datasets[rows], env)
         if "granularity" not in args.skip:
             log("granularity...")
-            rows = max(int(r) for r in datasets)
-            results["granularity"] = granularity(args, work, model_url, rows, env)
+            results["granularity"] = granularity(args, work, model_url, rows, datasets[rows], env)
         if "ooc" not in args.skip:
             log("out-of-core...")
             results["out_of_core"] = out_of_core(args, work, model_url, env)
