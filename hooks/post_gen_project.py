@@ -13,9 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Paths removed for a given (answer, value); everything else is always generated.
+# Paths removed for a given (answer, value); everything else is always generated. `{package}` is the
+# package name. An option that is off leaves no code behind.
 PRUNE = {
     ("ci", "none"): [".github"],
+    ("code_source", "image"): ["src/{package}/runtime/git_checkout.py", "tests/runtime/test_git_checkout.py"],
 }
 
 
@@ -25,6 +27,7 @@ def prune(root: Path, ctx: dict) -> list[str]:
         if str(ctx.get(field)) != value:
             continue
         for rel in paths:
+            rel = rel.format(package=ctx["package_name"])
             target = root / rel
             if target.is_dir():
                 shutil.rmtree(target)
@@ -80,7 +83,7 @@ def main() -> int:
     root = Path.cwd()
     prune(root, ctx)
     write_cruft_state(root, ctx)
-    checker = root / "src" / ctx["package_name"] / "pins.py"
+    checker = root / "src" / ctx["package_name"] / "deploy" / "pins.py"
     result = subprocess.run([sys.executable, str(checker), "--root", str(root)], check=False)
     if result.returncode != 0:
         print(

@@ -12,38 +12,205 @@ import yaml
 from tests.baked import CONTEXT, JINJA_LEFTOVER, TEMPLATE, bake, project_files, supported_pairs
 
 TEMPLATE_PROJECT = TEMPLATE / "{{cookiecutter.project_slug}}"
+CONTEXT_DEFAULT_PACKAGE = "batch_scoring"
 RUFF = Path(sys.executable).parent / "ruff"
 
-# Non-default answers, one at a time (every choice value, plus free-form answers that change files).
+# The default bake, file by file, written out by hand: a stray file in the template, or one the
+# post-gen hook forgot to prune, fails the bake tests. `{package}` is the package name.
+DEFAULT_FILES = {
+    ".cruft.json",
+    ".dockerignore",
+    ".github/workflows/ci.yml",
+    ".gitignore",
+    ".python-version",
+    "Dockerfile",
+    "Makefile",
+    "README.md",
+    "RELIABILITY.md",
+    "automations.yaml",
+    "infrastructure/Pulumi.yaml",
+    "infrastructure/__main__.py",
+    "infrastructure/infra/__init__.py",
+    "infrastructure/infra/compute.py",
+    "infrastructure/infra/identity.py",
+    "infrastructure/infra/logs.py",
+    "infrastructure/infra/network.py",
+    "infrastructure/infra/registry.py",
+    "infrastructure/infra/settings.py",
+    "infrastructure/infra/stack.py",
+    "infrastructure/infra/storage.py",
+    "infrastructure/policy/PulumiPolicy.yaml",
+    "infrastructure/policy/__main__.py",
+    "infrastructure/policy/rules.py",
+    "infrastructure/preflight.py",
+    "infrastructure/tests/conftest.py",
+    "infrastructure/tests/infra_harness.py",
+    "infrastructure/tests/test_infra_policy_rules.py",
+    "infrastructure/tests/test_infra_preflight.py",
+    "infrastructure/tests/test_infra_stack.py",
+    "prefect.yaml",
+    "pyproject.toml",
+    "src/{package}/__init__.py",
+    "src/{package}/__main__.py",
+    "src/{package}/deploy/__init__.py",
+    "src/{package}/deploy/__main__.py",
+    "src/{package}/deploy/automations.py",
+    "src/{package}/deploy/commands.py",
+    "src/{package}/deploy/pins.py",
+    "src/{package}/deploy/rehearsal.py",
+    "src/{package}/deploy/requirements.py",
+    "src/{package}/deploy/work_pool.py",
+    "src/{package}/flows.py",
+    "src/{package}/model.py",
+    "src/{package}/runtime/__init__.py",
+    "src/{package}/runtime/cancel.py",
+    "src/{package}/runtime/cli.py",
+    "src/{package}/runtime/cluster.py",
+    "src/{package}/runtime/columns.py",
+    "src/{package}/runtime/cost.py",
+    "src/{package}/runtime/fargate.py",
+    "src/{package}/runtime/model_store.py",
+    "src/{package}/runtime/notifications.py",
+    "src/{package}/runtime/prices.json",
+    "src/{package}/runtime/quality.py",
+    "src/{package}/runtime/reports.py",
+    "src/{package}/runtime/scoring.py",
+    "src/{package}/runtime/settings.py",
+    "src/{package}/runtime/steps.py",
+    "src/{package}/runtime/storage.py",
+    "src/{package}/runtime/validation.py",
+    "src/{package}/sample_data.py",
+    "src/{package}/schema.py",
+    "tests/__init__.py",
+    "tests/conftest.py",
+    "tests/deploy/__init__.py",
+    "tests/deploy/test_deploy.py",
+    "tests/deploy/test_deploy_files.py",
+    "tests/deploy/test_fargate_wiring.py",
+    "tests/deploy/test_pins.py",
+    "tests/deploy/test_rehearsal.py",
+    "tests/deploy/test_security.py",
+    "tests/runtime/__init__.py",
+    "tests/runtime/faults.py",
+    "tests/runtime/test_cost.py",
+    "tests/runtime/test_faults.py",
+    "tests/runtime/test_reports_notifications.py",
+    "tests/runtime/test_units.py",
+    "tests/test_pipeline.py",
+    "tests/test_seam.py",
+}
+# Files only some answers generate, and files some answers remove.
+ONLY_WITH = {
+    ("code_source", "git"): {"src/{package}/runtime/git_checkout.py", "tests/runtime/test_git_checkout.py"},
+}
+REMOVED_BY = {
+    ("ci", "none"): {".github/workflows/ci.yml"},
+}
+
+# Non-default answers, one at a time (every choice value, plus free-form answers), each with the files that
+# must differ from the default bake because of it and, where one is telling, a text the answer must put there.
+# An answer the template ignored leaves its files as in the default bake and fails here.
+PKG = "src/{package}"
 VARIATIONS = [
-    {"python_version": "3.11"},
-    {"python_version": "3.13"},
-    {"nat_strategy": "per-az"},
-    {"use_fargate_spot": False},
-    {"worker_vcpus": "2"},
-    {"worker_vcpus": "4"},
-    {"log_retention_days": "7"},
-    {"log_retention_days": "365"},
-    {"ci": "none"},
-    {"code_source": "git"},
-    {"aws_region": "eu-west-1"},
-    {"vpc_cidr": "172.20.0.0/20", "dask_access_cidr": "172.20.0.0/20"},
-    {"dask_access_cidr": "203.0.113.7/32"},
-    {"max_workers": "32"},
-    {"project_name": "Churn Model", "author_name": "Ana Lytics", "author_email": "ana@corp.example"},
+    (
+        {"python_version": "3.11"},
+        {
+            ".python-version": "3.11",
+            "Dockerfile": "-py3.11",
+            "pyproject.toml": ">=3.11,<3.12",
+            ".github/workflows/ci.yml": '"3.11"',
+        },
+    ),
+    (
+        {"python_version": "3.13"},
+        {
+            ".python-version": "3.13",
+            "Dockerfile": "-py3.13",
+            "pyproject.toml": ">=3.13,<3.14",
+            ".github/workflows/ci.yml": '"3.13"',
+        },
+    ),
+    (
+        {"nat_strategy": "per-az"},
+        {"infrastructure/Pulumi.yaml": "default: per-az", f"{PKG}/runtime/cost.py": "NAT_GATEWAYS = 2"},
+    ),
+    (
+        {"use_fargate_spot": False},
+        {
+            "infrastructure/Pulumi.yaml": "default: false",
+            f"{PKG}/runtime/cost.py": "USE_FARGATE_SPOT = False",
+            f"{PKG}/runtime/fargate.py": "USE_FARGATE_SPOT = False",
+        },
+    ),
+    (
+        {"worker_vcpus": "2"},
+        {f"{PKG}/runtime/cost.py": "WORKER_VCPUS = 2", f"{PKG}/runtime/fargate.py": "WORKER_VCPUS = 2"},
+    ),
+    (
+        {"worker_vcpus": "4"},
+        {f"{PKG}/runtime/cost.py": "WORKER_VCPUS = 4", f"{PKG}/runtime/fargate.py": "WORKER_VCPUS = 4"},
+    ),
+    ({"log_retention_days": "7"}, {"infrastructure/Pulumi.yaml": "default: 7"}),
+    ({"log_retention_days": "365"}, {"infrastructure/Pulumi.yaml": "default: 365"}),
+    ({"ci": "none"}, {"README.md": None}),
+    (
+        {"code_source": "git"},
+        {
+            "prefect.yaml": "git_clone",
+            f"{PKG}/deploy/commands.py": "def git_source(",
+            f"{PKG}/runtime/cluster.py": "ship_to_workers",
+            "README.md": None,
+        },
+    ),
+    (
+        {"aws_region": "eu-west-1"},
+        {
+            "infrastructure/Pulumi.yaml": "aws:region: eu-west-1",
+            f"{PKG}/runtime/fargate.py": '"eu-west-1"',
+            ".github/workflows/ci.yml": "eu-west-1",
+        },
+    ),
+    (
+        {"vpc_cidr": "172.20.0.0/20", "dask_access_cidr": "172.20.0.0/20"},
+        {"infrastructure/Pulumi.yaml": "default: 172.20.0.0/20"},
+    ),
+    ({"dask_access_cidr": "203.0.113.7/32"}, {"infrastructure/Pulumi.yaml": "default: 203.0.113.7/32"}),
+    (
+        {"max_workers": "32"},
+        {f"{PKG}/runtime/fargate.py": "MAX_WORKERS = 32", f"{PKG}/runtime/cost.py": "MAX_WORKERS = 32"},
+    ),
+    (
+        {"project_name": "Churn Model", "author_name": "Ana Lytics", "author_email": "ana@corp.example"},
+        {
+            "pyproject.toml": '"Ana Lytics", email = "ana@corp.example"',
+            "README.md": "# Churn Model",
+            "prefect.yaml": "name: churn-model",
+            "infrastructure/Pulumi.yaml": "name: churn-model",
+        },
+    ),
 ]
 
 
 def expected_files(context: dict) -> set[str]:
-    """The template's files with their names rendered, less what the post-gen hook prunes for these answers."""
-    files = {
-        p.relative_to(TEMPLATE_PROJECT).as_posix().replace("{{cookiecutter.package_name}}", context["package_name"])
-        for p in TEMPLATE_PROJECT.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts
-    }
-    if context["ci"] == "none":
-        files = {f for f in files if not f.startswith(".github/")}
-    return files | {".cruft.json"}  # written by the post-gen hook
+    """The default file list, plus and minus what these answers add and remove."""
+    files = set(DEFAULT_FILES)
+    for (field, value), paths in ONLY_WITH.items():
+        if str(context[field]) != value:
+            files -= paths
+        else:
+            files |= paths
+    for (field, value), paths in REMOVED_BY.items():
+        if str(context[field]) == value:
+            files -= paths
+    return {f.format(package=context["package_name"]) for f in files}
+
+
+def test_the_file_lists_name_only_template_files():
+    """Every listed file exists in the template (a renamed or deleted file must be taken off the lists too)."""
+    listed = set(DEFAULT_FILES).union(*ONLY_WITH.values()) - {".cruft.json"}
+    for rel in listed:
+        path = TEMPLATE_PROJECT / rel.replace("{package}", "{{cookiecutter.package_name}}")
+        assert path.is_file(), f"{rel} is listed but not in the template"
 
 
 def assert_clean(project) -> None:
@@ -98,14 +265,24 @@ def test_leftover_check_sees_past_short_answers_and_catches_real_leftovers(cooki
         assert_clean(project)
 
 
-@pytest.mark.parametrize("answers", VARIATIONS, ids=lambda a: ",".join(f"{k}={v}" for k, v in a.items()))
-def test_each_answer_varied_alone(cookies, answers):
+@pytest.fixture(scope="module")
+def default_bake(cookies_session):
+    result = cookies_session.bake()
+    assert result.exception is None, result.exception
+    return Path(result.project_path)
+
+
+@pytest.mark.parametrize(
+    ("answers", "must_change"), VARIATIONS, ids=[",".join(f"{k}={v}" for k, v in a.items()) for a, _ in VARIATIONS]
+)
+def test_each_answer_varied_alone(cookies, default_bake, answers, must_change):
     project = bake(cookies, **answers)
     assert project_files(project.path) == expected_files(project.context)
-    text = "\n".join((project.path / f).read_text() for f in project_files(project.path))
-    for key, value in answers.items():
-        if isinstance(value, str) and key != "ci":
-            assert value in text, f"answer {key}={value!r} is not used anywhere in the baked project"
+    for rel, text in sorted(must_change.items()):
+        mine = project.read(rel.format(package=project.package))
+        theirs = (default_bake / rel.format(package=CONTEXT_DEFAULT_PACKAGE)).read_text()
+        assert mine != theirs, f"{answers}: {rel} is the same as in the default bake: the answer was ignored"
+        assert text is None or text in mine, f"{answers}: {rel} lacks {text!r}"
     assert_clean(project)
 
 

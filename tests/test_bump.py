@@ -96,7 +96,7 @@ def test_template_bump_with_registry_check(monkeypatch, tmp_path, pins):
 
 def test_generated_bump_rewrites_every_pinned_place(cookies, tmp_path):
     project = bake(cookies)
-    checker = project.path / "src" / project.package / "pins.py"
+    checker = project.path / "src" / project.package / "deploy" / "pins.py"
     before = {p: p.read_text() for p in project.path.rglob("*") if p.is_file()}
     proc = subprocess.run(
         [sys.executable, str(checker), "--set-dask", "2026.9.0", "--set-python", "3.13"],

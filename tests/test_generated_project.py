@@ -25,7 +25,7 @@ NON_DEFAULT = {
     "ci": "none",
 }
 # What the "older" template revision lacks; the update must bring it in.
-ADDED_LATER = "{{cookiecutter.project_slug}}/tests/test_pins.py"
+ADDED_LATER = "{{cookiecutter.project_slug}}/tests/deploy/test_pins.py"
 
 
 def git(cwd, *args) -> str:
@@ -86,7 +86,7 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
     project = BakedProject(path, {**NON_DEFAULT, "package_name": "churn_model"})
     state = json.loads(project.read(".cruft.json"))
     assert state["commit"] == old and state["context"]["cookiecutter"]["aws_region"] == "eu-west-1"
-    assert not (project.path / "tests" / "test_pins.py").exists()
+    assert not (project.path / "tests" / "deploy" / "test_pins.py").exists()
     assert project.read(".python-version").strip() == "3.13"
 
     project.make("install")
@@ -97,7 +97,7 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
 
     project.make("template-update")
     assert json.loads(project.read(".cruft.json"))["commit"] == new
-    assert (project.path / "tests" / "test_pins.py").exists(), "the template's later file did not arrive"
+    assert (project.path / "tests" / "deploy" / "test_pins.py").exists(), "the template's later file did not arrive"
     assert (project.path / "src" / "churn_model" / "features.py").exists()
     assert not list(project.path.rglob("*.rej"))
 

@@ -47,7 +47,7 @@ def project(pristine, tmp_path):
 
 def check(root):
     proc = subprocess.run(
-        [sys.executable, str(root / "src" / "batch_scoring" / "pins.py"), "--root", str(root)],
+        [sys.executable, str(root / "src" / "batch_scoring" / "deploy" / "pins.py"), "--root", str(root)],
         capture_output=True,
         text=True,
     )

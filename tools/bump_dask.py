@@ -20,7 +20,7 @@ from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 CONTEXT_FILE = TEMPLATE / "cookiecutter.json"
-PINS_FILE = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}" / "pins.py"
+PINS_FILE = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}" / "deploy" / "pins.py"
 TABLE_RE = re.compile(r'"_dask_images": \{[^{}]*\}')
 DEFAULT_RE = re.compile(r'^(  "dask_version": )"[^"]*"', re.MULTILINE)
 

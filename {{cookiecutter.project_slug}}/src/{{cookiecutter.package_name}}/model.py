@@ -1,187 +1,87 @@
-"""Model: dask-ml preprocessing + logistic regression trained in parallel on the Dask cluster.
+"""YOUR MODEL: how it is built, trained, evaluated and used for scoring.
 
-The artifact is a directory committed atomically (see :mod:`.publish`)::
+Replace the sample with your own (see README, "Bring your own data and model"). The contract:
 
-    model.json        features, holdout metrics and the library versions it was trained under
-    model.pkl         the fitted estimators (pickle)
-    _MANIFEST.json    commit marker
+* ``build()`` returns a new, unfitted model;
+* ``model.fit(train)`` trains it: ``train`` is a Dask DataFrame of the schema's id, label and
+  feature columns, valid rows only (malformed ones are already quarantined). Train on the
+  cluster (dask-ml), or ``train.compute()`` and fit any scikit-learn estimator in memory;
+* ``model.evaluate(holdout)`` returns a dict of metrics (floats) on the holdout rows (same form as
+  ``train``); they are stored with the model and shown in the run summary and artifacts;
+* ``model.predict_proba(frame)`` returns the probability of the positive class, one per row, for a
+  pandas DataFrame of the feature columns. It runs on the Dask workers, one record batch at a time,
+  so keep what it needs small and picklable, and import heavy libraries inside ``fit``, not here;
+* ``QUALITY_GATE`` names the metric a model must reach to be published.
 
-:func:`load_model` reads ``model.json`` first and refuses to unpickle a model trained under other
-library versions: a pickle from another scikit-learn/dask-ml/numpy may load and still predict wrong.
+The sample: dask-ml's ``StandardScaler`` and ``LogisticRegression`` trained in parallel on the
+cluster, then folded into one float32 weight vector, so scoring is one matrix-vector product and
+the workers import no ML library (a fast path for linear models; a non-linear model simply keeps its
+fitted estimator and calls it in ``predict_proba``).
 """
 
 from __future__ import annotations
 
-import pickle  # noqa: S403 - artifacts are written by this pipeline into its own storage
-import platform
 import warnings
-from dataclasses import dataclass, field
-from importlib.metadata import version
 from typing import Any
 
-import dask.array as da
-import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-from dask_ml.linear_model import LogisticRegression
-from dask_ml.metrics import accuracy_score
-from dask_ml.preprocessing import StandardScaler
-from distributed import Client
 
-from . import publish
-from .data import BAYES_ACCURACY, ID, LABEL, REASON, LinearScorer, parquet_options, split_valid
+from .runtime.quality import QualityGate
+from .schema import SCHEMA
 
-# Libraries whose versions must match between training and scoring (module name -> distribution).
-VERSIONED = {
-    "dask": "dask",
-    "distributed": "distributed",
-    "dask_ml": "dask-ml",
-    "sklearn": "scikit-learn",
-    "numpy": "numpy",
-    "pandas": "pandas",
-    "pyarrow": "pyarrow",
-}
+QUALITY_GATE = QualityGate(metric="roc_auc", minimum=0.85)
 
 
-class ModelVersionError(RuntimeError):
-    """The artifact was trained under library versions other than the ones installed here."""
+def build() -> LinearModel:
+    return LinearModel(SCHEMA.feature_names)
 
 
-class QualityGateError(RuntimeError):
-    """Holdout accuracy below the configured minimum: the model is not published."""
+class LinearModel:
+    """Standardisation + logistic regression, kept as folded weights (numpy only)."""
 
+    def __init__(self, features: list[str]) -> None:
+        self.features = list(features)
+        self.weights: np.ndarray | None = None
+        self.bias = 0.0
 
-def library_versions() -> dict[str, str]:
-    versions = {dist: version(dist) for dist in VERSIONED.values()}
-    versions["python"] = ".".join(platform.python_version_tuple()[:2])
-    return versions
+    def fit(self, train: Any) -> LinearModel:
+        from dask_ml.linear_model import LogisticRegression  # training only: scoring never imports dask-ml
+        from dask_ml.preprocessing import StandardScaler
 
+        x = train[self.features].to_dask_array(lengths=True).astype(np.float64)
+        y = train[SCHEMA.label].to_dask_array(lengths=True)
+        with warnings.catch_warnings():  # dask-glm still sets a deprecated Dask config key
+            warnings.filterwarnings("ignore", message=".*fuse_ave_width.*", category=FutureWarning)
+            scaler = StandardScaler().fit(x)
+            estimator = LogisticRegression(solver="lbfgs", max_iter=100, C=1.0).fit(scaler.transform(x), y)
+        # Fold the scaler into the linear model: p = sigmoid(((x - mean) / scale) @ coef + b).
+        scale = np.asarray(scaler.scale_, dtype=np.float64)
+        coef = np.asarray(estimator.coef_, dtype=np.float64).ravel() / scale
+        self.weights = coef.astype(np.float32)
+        self.bias = float(np.ravel(estimator.intercept_)[0] - np.asarray(scaler.mean_, dtype=np.float64) @ coef)
+        sample = x[:1000].compute()
+        expected = np.asarray(estimator.predict_proba(scaler.transform(sample.copy())))[:, 1]
+        if not np.allclose(self.predict_proba(pd.DataFrame(sample, columns=self.features)), expected, atol=1e-4):
+            raise RuntimeError("folded scoring function disagrees with the fitted estimator")
+        return self
 
-@dataclass
-class Model:
-    """Fitted preprocessing + estimator; ``predict_proba`` works on in-memory numpy batches."""
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.weights is None:
+            raise RuntimeError("the model is not fitted")
+        z = frame[self.features].to_numpy(dtype=np.float32) @ self.weights + np.float32(self.bias)
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
-    scaler: Any
-    estimator: Any
-    features: list[str]
-    metrics: dict[str, float] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=library_versions)
+    def evaluate(self, holdout: Any) -> dict[str, float]:
+        from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Probability of the positive class for a 2-D float array of feature rows."""
-        return self.scorer().predict_proba(x)
-
-    def scorer(self) -> LinearScorer:
-        """Scaler and linear model folded into one float32 matrix-vector product for scoring.
-
-        Equal to ``estimator.predict_proba(scaler.transform(x))[:, 1]`` (checked after training);
-        avoids the copies ``scaler.transform`` makes and needs numpy only on the workers.
-        """
-        mean = np.asarray(self.scaler.mean_, dtype=np.float64)
-        scale = np.asarray(self.scaler.scale_, dtype=np.float64)
-        coef = np.asarray(self.estimator.coef_, dtype=np.float64).ravel()
-        intercept = float(np.ravel(self.estimator.intercept_)[0])
-        weights = coef / scale
-        return LinearScorer(tuple(self.features), weights.astype(np.float32), float(intercept - mean @ weights))
-
-
-def _valid_rows(part: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    return split_valid(part, features)[0]
-
-
-def _bad_rows(part: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    return split_valid(part, features)[1]
-
-
-def train(
-    client: Client,
-    files: list[str],
-    features: list[str],
-    *,
-    seed: int,
-    quarantine_url: str,
-    storage_options: dict[str, Any] | None = None,
-    holdout: float = 0.2,
-) -> tuple[Model, dict[str, Any]]:
-    """Fit scaler + logistic regression on the valid rows of ``files``; metrics on a random holdout.
-
-    Malformed training rows are written to ``quarantine_url`` (parquet) and counted, never used.
-    The training set is persisted in cluster memory (typical: train on a sample, score everything);
-    for training sets beyond cluster memory swap the estimator for ``dask_ml.wrappers.Incremental``.
-    """
-    frame = dd.read_parquet(files, storage_options=storage_options)
-    columns = [ID, LABEL, *features]
-    frame = frame[columns]
-    good = frame.map_partitions(_valid_rows, features, meta=frame._meta)
-    bad_meta = split_valid(frame._meta, features)[1]
-    bad = frame.map_partitions(_bad_rows, features, meta=bad_meta)
-    bad.to_parquet(
-        quarantine_url, storage_options=storage_options, write_index=False, compute=False, **parquet_options(REASON)
-    ).compute()
-    quarantined = int(bad.shape[0].compute())
-
-    good = client.persist(good)
-    train_part, holdout_part = good.random_split([1 - holdout, holdout], random_state=seed)
-    x = train_part[features].to_dask_array(lengths=True).astype(np.float64)
-    y = train_part[LABEL].to_dask_array(lengths=True)
-    xh = holdout_part[features].to_dask_array(lengths=True).astype(np.float64)
-    yh = holdout_part[LABEL].to_dask_array(lengths=True)
-    x, y, xh, yh = client.persist([x, y, xh, yh])
-
-    with warnings.catch_warnings():  # dask-glm still sets a deprecated Dask config key
-        warnings.filterwarnings("ignore", message=".*fuse_ave_width.*", category=FutureWarning)
-        scaler = StandardScaler().fit(x)
-        estimator = LogisticRegression(solver="lbfgs", max_iter=100, C=1.0)
-        estimator.fit(scaler.transform(x), y)
-
-    proba = estimator.predict_proba(scaler.transform(xh))
-    accuracy = float(accuracy_score(yh, (proba[:, 1] > 0.5).astype(np.int8)))
-    p = da.clip(proba[:, 1], 1e-15, 1 - 1e-15)
-    loss = float(-(yh * da.log(p) + (1 - yh) * da.log(1 - p)).mean().compute())
-    metrics = {
-        "holdout_accuracy": round(accuracy, 4),
-        "holdout_log_loss": round(loss, 4),
-        "bayes_accuracy": round(BAYES_ACCURACY, 4),
-        "train_rows": int(y.shape[0]),
-        "holdout_rows": int(yh.shape[0]),
-        "train_quarantined_rows": quarantined,
-    }
-    model = Model(scaler=scaler, estimator=estimator, features=list(features), metrics=metrics)
-    sample = xh[:1000].compute()
-    expected = np.asarray(estimator.predict_proba(scaler.transform(sample.copy())))[:, 1]
-    if not np.allclose(model.predict_proba(sample), expected, atol=1e-4):
-        raise RuntimeError("folded scoring function disagrees with the fitted estimator")
-    del good, x, y, xh, yh  # releases the persisted training data on the cluster
-    return model, metrics
-
-
-def save_model(model: Model, url: str, storage_options: dict[str, Any] | None = None) -> None:
-    """Write ``model.json`` + ``model.pkl`` into ``url`` (a staging directory; commit it after)."""
-    with publish.open_write(publish.join(url, "model.pkl"), storage_options) as f:
-        pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
-    publish.write_json(
-        publish.join(url, "model.json"),
-        {"features": model.features, "metrics": model.metrics, "versions": model.versions},
-        storage_options,
-    )
-
-
-def load_model(url: str, storage_options: dict[str, Any] | None = None, *, check_versions: bool = True) -> Model:
-    """Load a committed model; :class:`ModelVersionError` if it was trained under other versions."""
-    publish.read_manifest(url, storage_options)  # NotCommittedError for half-written models
-    info = publish.read_json(publish.join(url, "model.json"), storage_options)
-    if check_versions:
-        here = library_versions()
-        trained = info.get("versions", {})
-        diff = {
-            k: (trained.get(k), here.get(k)) for k in sorted(set(here) | set(trained)) if trained.get(k) != here.get(k)
+        scored = holdout.map_partitions(
+            lambda part: pd.DataFrame({"y": part[SCHEMA.label].to_numpy(), "p": self.predict_proba(part)}),
+            meta={"y": "i1", "p": "f4"},
+        ).compute()
+        y, p = scored["y"].to_numpy(), scored["p"].to_numpy(dtype=np.float64)
+        return {
+            "roc_auc": round(float(roc_auc_score(y, p)), 4),
+            "accuracy": round(float(accuracy_score(y, p >= 0.5)), 4),
+            "log_loss": round(float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])), 4),
         }
-        if diff:
-            lines = ", ".join(f"{k} trained {a} / here {b}" for k, (a, b) in diff.items())
-            raise ModelVersionError(
-                f"model {url} was trained under other library versions ({lines}); "
-                "retrain it with this environment (or score with the environment it was trained in)"
-            )
-    fs, path = publish.filesystem(publish.join(url, "model.pkl"), storage_options)
-    with fs.open(path, "rb") as f:
-        return pickle.load(f)  # noqa: S301 - our own artifact, versions verified above

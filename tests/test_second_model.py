@@ -1,0 +1,56 @@
+"""Slow: the seam holds. A user's own schema and model (README, "Bring your own data and model", followed
+literally) replace the sample, and the baked project's own lint, tests and run pass unchanged."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.baked import BakedProject, bake
+
+pytestmark = pytest.mark.slow
+
+SECOND_MODEL = Path(__file__).parent / "data" / "second_model" / "model.py"
+
+
+def readme_schema(readme: str) -> str:
+    """The schema example of the generated README (step 1 of "Bring your own data and model")."""
+    section = readme[readme.index("## Bring your own data and model") :]
+    step = section[section.index("**1. Declare your columns**") :]
+    return re.search(r"```python\n(SCHEMA = Schema\(.*?\n\))\n```", step, re.S).group(1)
+
+
+def git(project: BakedProject, *args: str) -> str:
+    cmd = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args]
+    return subprocess.run(cmd, cwd=project.path, capture_output=True, text=True, check=True).stdout
+
+
+def test_a_second_model_replaces_only_the_seam_and_the_project_passes_unchanged(cookies):
+    project = bake(cookies)
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "baked")
+
+    package = project.path / "src" / project.package
+    schema = (package / "schema.py").read_text()
+    new_schema = readme_schema(project.read("README.md"))
+    (package / "schema.py").write_text(schema[: schema.index("SCHEMA = Schema(")] + new_schema + "\n")
+    (package / "model.py").write_text(SECOND_MODEL.read_text())
+    changed = sorted(line[3:] for line in git(project, "status", "--porcelain").splitlines())
+    assert changed == [f"src/{project.package}/model.py", f"src/{project.package}/schema.py"]
+
+    project.make("install")
+    project.make("lint")
+    tests = project.make("test", timeout=2400)
+    assert re.search(r"\d+ passed", tests.stdout) and " failed" not in tests.stdout.splitlines()[-1]
+    run = project.make("run", timeout=1800)
+    summary = run.stdout
+    for metric in ("roc_auc", "average_precision", "brier"):  # whatever evaluate returns
+        assert metric in summary, summary
+    predictions_url = re.search(r"predictions:\s+(\S+)", summary).group(1)
+    first = sorted(Path(predictions_url).glob("part-*.parquet"))[0]
+    read = f"import pyarrow.parquet as pq; print(pq.read_schema({str(first)!r}).names)"
+    assert project.run("poetry", "run", "python", "-c", read).stdout.strip() == "['loan_id', 'score', 'prediction']"
+    quarantined = re.search(r"quarantined:\s+([\d,]+) malformed rows", summary).group(1)
+    assert int(quarantined.replace(",", "")) > 0  # malformed sample rows of the new schema were caught

@@ -1,0 +1,371 @@
+"""`make deploy` / `make destroy` / `make build` / `make push`: the cloud deploy path, in order.
+
+    deploy   preconditions -> pulumi up -> docker build + push to ECR -> Prefect work pools
+             (ECS pool from the stack outputs) -> prefect --no-prompt deploy --all -> the
+             automations of automations.yaml when notifications are configured (.automations)
+    destroy  preconditions -> delete the ECS deployments and work pool -> pulumi destroy
+
+Every precondition (Pulumi CLI and login, Docker engine, AWS credentials, Prefect API) is checked
+before anything runs; each missing piece gets one line saying how to fix it, and nothing is changed
+until all are present. Every step is idempotent, so a failed or repeated `make deploy` is re-run
+as is.
+
+    python -m {{ cookiecutter.package_name }}.deploy {preflight,deploy,destroy,build,push,work-pool,job-template}
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from {{ cookiecutter.package_name }}.deploy.work_pool import work_pool_job_template
+from {{ cookiecutter.package_name }}.runtime import fargate
+
+PROJECT_DIR = Path(__file__).resolve().parents[3]
+INFRA_DIR = PROJECT_DIR / "infrastructure"
+PROJECT_SLUG = fargate.PROJECT_SLUG
+ECS_POOL = f"{PROJECT_SLUG}-ecs"
+LOCAL_POOL = f"{PROJECT_SLUG}-local"
+# Deployments on the ECS pool (prefect.yaml): `make destroy` deletes them with the pool.
+ECS_DEPLOYMENTS = ("batch-pipeline/batch-pipeline-aws", "train/train-aws", "score/score-aws")
+PLATFORM = "linux/amd64"  # dask-cloudprovider's default cpu_architecture (X86_64)
+
+
+class PreconditionError(SystemExit):
+    """Raised (exit code 2) when something the command needs is missing."""
+
+
+def stack_name(environ: Mapping[str, str] | None = None) -> str:
+    environ = os.environ if environ is None else environ
+    return environ.get("PULUMI_STACK", "").strip() or "dev"
+
+
+# ---------------------------------------------------------------- preconditions (probe only)
+
+
+def _probe(cmd: Sequence[str], timeout: float = 30) -> subprocess.CompletedProcess | None:
+    try:
+        return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def check_pulumi() -> str | None:
+    if not shutil.which("pulumi"):
+        return (
+            "Pulumi CLI not found: install it (https://www.pulumi.com/docs/iac/download-install/), "
+            "then `pulumi login` (Pulumi Cloud or e.g. `pulumi login s3://<state-bucket>`)"
+        )
+    who = _probe(["pulumi", "whoami", "--non-interactive"])
+    if who is None or who.returncode != 0:
+        return "Pulumi is not logged in to a state backend: run `pulumi login` (or set PULUMI_BACKEND_URL)"
+    return None
+
+
+def check_docker() -> str | None:
+    if not shutil.which("docker"):
+        return "Docker not found: install Docker Engine or Docker Desktop (it builds and pushes the project image)"
+    info = _probe(["docker", "info"])
+    if info is None or info.returncode != 0:
+        return "Docker engine not reachable (`docker info` failed): start Docker Desktop or the docker daemon"
+    return None
+
+
+def check_aws() -> str | None:
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        return "boto3 is not installed: run `make install`"
+    session = boto3.Session(region_name=fargate.AWS_REGION)
+    if session.get_credentials() is None:
+        return (
+            "AWS credentials not found: run `aws configure`, `aws sso login --profile <p>` with AWS_PROFILE=<p>, "
+            "or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        )
+    try:
+        sts = session.client("sts", config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 1}))
+        sts.get_caller_identity()
+    except (BotoCoreError, ClientError) as exc:
+        return f"AWS credentials were found but do not work ({exc}): refresh them (e.g. `aws sso login`)"
+    return None
+
+
+def prefect_api_url() -> str | None:
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
+def prefect_api_key() -> str | None:
+    from prefect.settings import PREFECT_API_KEY
+
+    key = PREFECT_API_KEY.value()
+    return (key.get_secret_value() if hasattr(key, "get_secret_value") else key) or None
+
+
+def check_prefect() -> str | None:
+    try:
+        url = prefect_api_url()
+    except ImportError:
+        return "Prefect is not installed: run `make install`"
+    if not url:
+        return (
+            "PREFECT_API_URL is not set: `prefect cloud login`, or `prefect config set "
+            "PREFECT_API_URL=http://<server>/api` for a self-hosted Prefect server that your ECS worker also reaches"
+        )
+    request = urllib.request.Request(f"{url.rstrip('/')}/health")  # noqa: S310 (the configured http(s) API)
+    if key := prefect_api_key():  # Prefect Cloud answers only with the key
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            if response.status == 200:
+                return None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"Prefect API {url} not reachable ({exc}): start the server or fix PREFECT_API_URL"
+    return f"Prefect API {url} did not answer /health with 200"
+
+
+CHECKS: dict[str, Callable[[], str | None]] = {
+    "pulumi": check_pulumi,
+    "docker": check_docker,
+    "aws": check_aws,
+    "prefect": check_prefect,
+}
+NEEDS = {
+    "deploy": ("pulumi", "docker", "aws", "prefect"),
+    "destroy": ("pulumi", "aws", "prefect"),
+    "build": ("docker",),
+    "push": ("pulumi", "docker", "aws"),
+    "work-pool": ("pulumi", "aws", "prefect"),
+}
+
+
+def preflight(names: Iterable[str], checks: Mapping[str, Callable[[], str | None]] = CHECKS) -> list[str]:
+    """Run every check (all of them, so the user sees every missing piece at once); return the problems."""
+    return [problem for name in names if (problem := checks[name]()) is not None]
+
+
+def infra_preflight(create_stack: bool) -> list[str]:
+    """The infrastructure's own preflight (infrastructure/preflight.py): Pulumi backend, secrets passphrase,
+    the project's Pulumi packages and the stack, which it selects (and creates on the first deploy)."""
+    spec = importlib.util.spec_from_file_location("infra_preflight", INFRA_DIR / "preflight.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.problems(stack_name(), create_stack=create_stack, need_credentials=False, cwd=INFRA_DIR)
+
+
+def require(command: str, checks: Mapping[str, Callable[[], str | None]] | None = None) -> None:
+    problems = preflight(NEEDS[command], CHECKS if checks is None else checks)
+    if not problems and checks is None and "pulumi" in NEEDS[command]:
+        # Last, once everything else is present: it selects the stack, creating it only for a deploy.
+        problems = infra_preflight(create_stack=command == "deploy")
+    if problems:
+        for problem in problems:
+            print(f"missing: {problem}", file=sys.stderr)
+        print(
+            f"`make {command}` stopped before changing anything: {len(problems)} precondition(s) missing (see above)",
+            file=sys.stderr,
+        )
+        raise PreconditionError(2)
+
+
+# ---------------------------------------------------------------- steps
+
+
+def run(cmd: Sequence[str], *, env: Mapping[str, str] | None = None, check: bool = True, **kw: Any):
+    print("+ " + " ".join(cmd), flush=True)
+    return subprocess.run(list(cmd), cwd=PROJECT_DIR, env={**os.environ, **(env or {})}, check=check, **kw)  # noqa: S603
+
+
+def pulumi(*args: str, capture: bool = False) -> str:
+    cmd = ["pulumi", *args, "--stack", stack_name(), "--cwd", str(INFRA_DIR), "--non-interactive"]
+    proc = run(cmd, capture_output=capture, text=True)
+    return proc.stdout if capture else ""
+
+
+def stack_outputs() -> dict[str, Any]:
+    outputs = json.loads(pulumi("stack", "output", "--json", capture=True) or "{}")
+    if missing := fargate.missing_outputs(outputs):
+        raise SystemExit(f"stack {stack_name()} has no output(s) {', '.join(missing)}: run `make deploy` (pulumi up)")
+    return outputs
+
+
+def git_revision() -> str:
+    """Image tag: the short git commit, with -dirty when the worktree has uncommitted changes."""
+    rev = _probe(["git", "-C", str(PROJECT_DIR), "rev-parse", "--short=12", "HEAD"])
+    if rev is None or rev.returncode != 0:
+        return "dev"
+    status = _probe(["git", "-C", str(PROJECT_DIR), "status", "--porcelain", "--untracked-files=no"])
+    dirty = bool(status and status.stdout.strip())
+    return rev.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def local_image(tag: str | None = None) -> str:
+    return f"{PROJECT_SLUG}:{tag or git_revision()}"
+
+
+def build(tag: str | None = None) -> str:
+    image = local_image(tag)
+    run(["docker", "build", "--platform", PLATFORM, "--tag", image, "."])
+    return image
+
+
+def ecr_login(repository_url: str) -> None:
+    import base64
+
+    import boto3
+
+    registry = repository_url.split("/", 1)[0]
+    region = registry.split(".")[3] if registry.count(".") >= 5 else fargate.AWS_REGION
+    token = boto3.client("ecr", region_name=region).get_authorization_token()["authorizationData"][0]
+    user, password = base64.b64decode(token["authorizationToken"]).decode().split(":", 1)
+    run(["docker", "login", "--username", user, "--password-stdin", registry], input=password, text=True)
+
+
+def push(outputs: Mapping[str, Any], tag: str | None = None) -> str:
+    """Tag the local image for ECR and push it; return the pushed image URI."""
+    source = local_image(tag)
+    target = f"{outputs['ecr_repository_url']}:{tag or git_revision()}"
+    ecr_login(outputs["ecr_repository_url"])
+    run(["docker", "tag", source, target])
+    run(["docker", "push", target])
+    return target
+
+
+def upsert_work_pool(name: str, pool_type: str, template: Mapping[str, Any] | None = None) -> None:
+    """Create the work pool or overwrite its job template (idempotent)."""
+    cmd = ["prefect", "--no-prompt", "work-pool", "create", name, "--type", pool_type, "--overwrite"]
+    if template is None:
+        run(cmd)
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(template, handle)
+    try:
+        run([*cmd, "--base-job-template", handle.name])
+    finally:
+        os.unlink(handle.name)
+
+
+def prefect_deploy(image: str, *names: str) -> None:
+    selection = [arg for name in names for arg in ("--name", name)] or ["--all"]
+{%- if cookiecutter.code_source == "git" %}
+    git = git_source(cwd=PROJECT_DIR)  # repository + branch for the deployments' git_clone pull steps
+    run(["prefect", "--no-prompt", "deploy", *selection], env={"PIPELINE_IMAGE": image, **git})
+{%- else %}
+    run(["prefect", "--no-prompt", "deploy", *selection], env={"PIPELINE_IMAGE": image})
+{%- endif %}
+{%- if cookiecutter.code_source == "git" %}
+
+
+def git_source(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> dict[str, str]:
+    """``PIPELINE_GIT_REPOSITORY`` / ``_BRANCH`` for `prefect deploy`: the environment's, else this checkout's."""
+    environ = dict(os.environ if environ is None else environ)
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=30)  # noqa: S603, S607
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return out.stdout.strip()
+
+    repository = environ.get("PIPELINE_GIT_REPOSITORY") or git("remote", "get-url", "origin")
+    branch = environ.get("PIPELINE_GIT_BRANCH") or git("rev-parse", "--abbrev-ref", "HEAD") or "main"
+    if not repository:
+        raise RuntimeError("code from git: set PIPELINE_GIT_REPOSITORY (or an `origin` remote) before deploying")
+    return {"PIPELINE_GIT_REPOSITORY": repository, "PIPELINE_GIT_BRANCH": branch}
+{%- endif %}
+
+
+def deploy(tag: str | None = None) -> None:
+    require("deploy")
+    pulumi("up", "--yes", "--skip-preview", "--policy-pack", str(INFRA_DIR / "policy"))
+    outputs = stack_outputs()
+    build(tag)
+    image = push(outputs, tag)
+    upsert_work_pool(ECS_POOL, "ecs", work_pool_job_template(outputs, image))
+    upsert_work_pool(LOCAL_POOL, "process")
+    prefect_deploy(image)
+    from {{ cookiecutter.package_name }}.deploy.automations import upsert_automations
+
+    upsert_automations()
+    print(
+        f"Deployed {image}.\nFlow runs on work pool {ECS_POOL!r} start when an ECS worker polls it, e.g. "
+        f"`make worker-aws` on a machine (or ECS service) with AWS credentials; see README.md."
+    )
+
+
+def delete_images(repository_url: str) -> None:
+    """Delete the project's images from ECR (rebuildable; pulumi keeps a repository that still holds images)."""
+    import boto3
+
+    ecr = boto3.client("ecr", region_name=fargate.AWS_REGION)
+    name = repository_url.split("/", 1)[1]
+    image_ids = [i for page in ecr.get_paginator("list_images").paginate(repositoryName=name) for i in page["imageIds"]]
+    for start in range(0, len(image_ids), 100):
+        ecr.batch_delete_image(repositoryName=name, imageIds=image_ids[start : start + 100])
+    print(f"deleted {len(image_ids)} image(s) from {repository_url}")
+
+
+def destroy() -> None:
+    require("destroy")
+    outputs = json.loads(pulumi("stack", "output", "--json", capture=True) or "{}")
+    for name in ECS_DEPLOYMENTS:
+        run(["prefect", "--no-prompt", "deployment", "delete", name], check=False)  # absent is fine
+    run(["prefect", "--no-prompt", "work-pool", "delete", ECS_POOL], check=False)
+    if outputs.get("ecr_repository_url"):
+        delete_images(outputs["ecr_repository_url"])
+    pulumi("destroy", "--yes", "--skip-preview")  # a bucket that holds data stays: README "Infrastructure"
+    print(f"Destroyed stack {stack_name()} and the Prefect work pool {ECS_POOL!r}.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("deploy", "build", "push"):
+        sub.add_parser(name).add_argument("--tag", help="image tag (default: the git revision)")
+    sub.add_parser("destroy")
+    sub.add_parser("preflight").add_argument("--for", dest="target", choices=sorted(NEEDS), default="deploy")
+    pool = sub.add_parser("work-pool", help="create/update the ECS work pool from the stack outputs")
+    pool.add_argument("--image", required=True)
+    tpl = sub.add_parser("job-template", help="print the ECS base job template for a JSON file of stack outputs")
+    tpl.add_argument("outputs", type=Path)
+    tpl.add_argument("--image", required=True)
+    args = parser.parse_args(argv)
+
+    if args.command == "preflight":
+        require(args.target)
+        print(f"preconditions for `make {args.target}`: all present")
+    elif args.command == "deploy":
+        deploy(args.tag)
+    elif args.command == "destroy":
+        destroy()
+    elif args.command == "build":
+        require("build")
+        print(build(args.tag))
+    elif args.command == "push":
+        require("push")
+        print(push(stack_outputs(), args.tag))
+    elif args.command == "work-pool":
+        require("work-pool")
+        upsert_work_pool(ECS_POOL, "ecs", work_pool_job_template(stack_outputs(), args.image))
+    elif args.command == "job-template":
+        outputs = json.loads(args.outputs.read_text(encoding="utf-8"))
+        print(json.dumps(work_pool_job_template(outputs, args.image), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

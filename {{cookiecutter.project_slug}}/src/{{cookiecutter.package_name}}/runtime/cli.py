@@ -1,0 +1,144 @@
+"""Command line: ``run`` (train -> score, on sample data unless datasets are given), ``generate``, ``train``, ``score``.
+
+Exit status: 0 success, 1 the run failed, 2 usage or configuration error — so a scheduler can tell
+"fix the config" from "retry later"; 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM, e.g.
+``docker stop`` or an ECS task stop). Both signals stop the run the same way: the step in progress
+removes its staging area, nothing is committed, and the cluster the run started is closed. Options
+override the ``PIPELINE_*`` environment variables (see :mod:`.config`); progress and Prefect logs go to
+the console, the summary to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from .settings import ConfigError, Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every cleanup path of an interrupted run also runs for it."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated(f"signal {signum}")
+
+
+# option -> PIPELINE_* setting it overrides
+COMMON = {
+    "data_url": "local directory or s3://bucket/prefix for datasets, models and predictions",
+    "cluster": "local | existing | fargate",
+    "scheduler_address": "the scheduler of an existing Dask cluster (with --cluster existing), e.g. tcp://host:8786",
+    "n_workers": "Dask workers (local or Fargate)",
+    "memory_limit": "memory limit per local worker, e.g. 2GiB",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=__package__.replace("_", "-") if __package__ else "pipeline",
+        description="Batch ML pipeline: training and out-of-core scoring orchestrated by Prefect on a Dask cluster "
+        "(schema.py and model.py are yours). Settings come from PIPELINE_* variables; options override them.",
+        epilog="exit status: 0 ok, 1 run failed, 2 usage or configuration error",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    for name, text in COMMON.items():
+        kwargs: dict[str, Any] = {"help": text}
+        if name == "cluster":
+            kwargs["choices"] = ["local", "existing", "fargate"]
+        if name == "n_workers":
+            kwargs["type"] = int
+        common.add_argument("--" + name.replace("_", "-"), **kwargs)
+    common.add_argument("--processes", action="store_true", default=None, help="local workers as processes")
+    common.add_argument("--seed", type=int, help="random seed (data and split)")
+
+    sizes = argparse.ArgumentParser(add_help=False)
+    for name in ("train-rows", "train-files", "score-rows", "score-files"):
+        sizes.add_argument(f"--{name}", type=int, dest=f"sample_{name.replace('-', '_')}", help=f"sample data: {name}")
+    gate = argparse.ArgumentParser(add_help=False)
+    gate.add_argument("--quality-gate-min", type=float, help="threshold of the model's quality gate (model.py)")
+
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", parents=[common, sizes, gate], help="train, then score (sample data unless given)")
+    run.add_argument("--train-dataset", help="training dataset URL (default: generate the sample data)")
+    run.add_argument("--score-dataset", help="dataset URL to score (default: generate the sample data)")
+    sub.add_parser("generate", parents=[common, sizes], help="write the sample train/score datasets (any size)")
+    train = sub.add_parser("train", parents=[common, gate], help="train on a dataset and commit the model")
+    train.add_argument("--dataset", help="training dataset URL (default <data>/datasets/train)")
+    score = sub.add_parser("score", parents=[common], help="score a dataset with a committed model")
+    score.add_argument("--dataset", help="dataset URL to score (default <data>/datasets/score)")
+    score.add_argument("--model", help="model URL (default: the latest committed model)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help exits 0, usage errors 2
+        return int(exc.code or 0)
+
+    settings_args = {k: v for k, v in vars(args).items() if v is not None and k in _setting_names()}
+    # Options become PIPELINE_* variables, so the flow (and anything it starts) sees one configuration.
+    for key, value in settings_args.items():
+        os.environ["PIPELINE_" + key.upper()] = str(value)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    # Without PREFECT_API_URL Prefect starts a temporary local server; its first start migrates a new
+    # database, which takes longer than Prefect's 20 s default on a busy laptop or CI runner. That
+    # server's telemetry writes to the same SQLite file and prints a "database is locked" traceback when
+    # it loses the race: off unless the user turned it on.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from .. import flows  # Prefect is imported only for real work: --help stays fast
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+    print(f"{args.command}: {settings.describe()}", file=sys.stderr, flush=True)
+    try:
+        if args.command == "run":
+            result = flows.batch_pipeline(train_dataset_url=args.train_dataset, score_dataset_url=args.score_dataset)
+            print(result["summary"])
+        elif args.command == "generate":
+            for ds in flows.generate_flow():
+                print(f"dataset: {ds['url']}  {ds['rows']:,} rows in {ds['files']} files")
+        elif args.command == "train":
+            print(flows.train_flow(dataset_url=args.dataset)["summary"])
+        else:
+            print(flows.score_flow(model_url=args.model, dataset_url=args.dataset)["summary"])
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Terminated:
+        print("terminated (SIGTERM): nothing committed", file=sys.stderr)
+        return EXIT_TERMINATED
+    except KeyboardInterrupt:
+        print("interrupted: nothing committed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        print(f"{args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _setting_names() -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(Settings)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

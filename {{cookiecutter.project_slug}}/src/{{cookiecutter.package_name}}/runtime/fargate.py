@@ -1,0 +1,144 @@
+"""Pulumi stack outputs -> the Dask ``FargateCluster`` of a flow run, by code.
+
+Nothing here is copied by hand: `make deploy` reads `pulumi stack output --json`, fills the ECS work
+pool's job template with it (:mod:`..deploy.work_pool`) and puts the same JSON into the flow run's
+environment as `PIPELINE_AWS_OUTPUTS`; inside the flow run, the cluster factory turns it into
+`FargateCluster(**fargate_cluster_kwargs(...))` (a temporary Dask cluster for that run only).
+The flow-run task and every Dask scheduler and worker run the same project image, so their
+Python, dask and distributed versions agree by construction.
+
+`fargate_cluster_kwargs` is pure: it takes the outputs and returns a plain dict, and the tests
+check exactly what it produces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+# Answers given to cookiecutter (validated by its pre-generation hook).
+PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
+AWS_REGION = "{{ cookiecutter.aws_region }}"
+WORKER_VCPUS = {{ cookiecutter.worker_vcpus }}
+MAX_WORKERS = {{ cookiecutter.max_workers }}
+USE_FARGATE_SPOT = {{ "True" if cookiecutter.use_fargate_spot|string|lower in ["true", "yes", "y", "1"] else "False" }}
+
+MIB_PER_VCPU = 4096  # 4 GiB of memory per vCPU: valid on Fargate for 1, 2 and 4 vCPUs
+SCHEDULER_VCPUS = 1
+# The flow-run task only drives the Dask cluster (the work happens on the workers).
+FLOW_RUN_CPU = 1024
+FLOW_RUN_MEMORY = 2048
+# A Fargate scheduler with no client for this long shuts itself down (a guard against leaks).
+SCHEDULER_IDLE_TIMEOUT = "20 minutes"
+
+# Every output the wiring needs; `missing_outputs` names the absent ones.
+REQUIRED_OUTPUTS = (
+    "aws_region",
+    "vpc_id",
+    "private_subnet_ids",
+    "dask_security_group_id",
+    "ecs_cluster_arn",
+    "execution_role_arn",
+    "task_role_arn",
+    "flow_run_role_arn",
+    "log_group_name",
+    "data_url",
+)
+# Environment the flow-run container passes on to the Dask scheduler and workers when set: Prefect task
+# runs on the workers report to the same API (with Prefect Cloud that takes the API key, which then sits
+# in the workers' ECS task definition; prefer a key of a service account limited to this workspace).
+FORWARDED_ENV = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_LOGGING_LEVEL", "PIPELINE_DATA_URL")
+
+
+class OutputsError(ValueError):
+    """The Pulumi outputs are missing or incomplete."""
+
+
+def missing_outputs(outputs: Mapping[str, Any]) -> list[str]:
+    return [name for name in REQUIRED_OUTPUTS if outputs.get(name) in (None, "", [])]
+
+
+def require_outputs(outputs: Mapping[str, Any]) -> None:
+    if missing := missing_outputs(outputs):
+        raise OutputsError(
+            f"Pulumi outputs lack {', '.join(missing)}; run `make deploy` (pulumi up) or check the stack's outputs"
+        )
+
+
+def load_outputs(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read the outputs from PIPELINE_AWS_OUTPUTS (JSON text) or PIPELINE_AWS_OUTPUTS_FILE (a JSON file)."""
+    environ = os.environ if environ is None else environ
+    if text := environ.get("PIPELINE_AWS_OUTPUTS", "").strip():
+        source = "PIPELINE_AWS_OUTPUTS"
+    elif path := environ.get("PIPELINE_AWS_OUTPUTS_FILE", "").strip():
+        source, text = path, Path(path).read_text(encoding="utf-8")
+    else:
+        raise OutputsError(
+            "set PIPELINE_AWS_OUTPUTS (JSON of `pulumi stack output --json`) or PIPELINE_AWS_OUTPUTS_FILE"
+        )
+    try:
+        outputs = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise OutputsError(f"{source} is not valid JSON: {exc}") from exc
+    if not isinstance(outputs, dict):
+        raise OutputsError(f"{source} must hold a JSON object of stack outputs")
+    return outputs
+
+
+def worker_resources(vcpus: int = WORKER_VCPUS) -> dict[str, int]:
+    """Fargate CPU units and memory (MiB) for one Dask worker, and its thread count."""
+    if vcpus not in (1, 2, 4):
+        raise ValueError(f"worker vCPUs must be 1, 2 or 4, not {vcpus!r}")
+    return {"worker_cpu": vcpus * 1024, "worker_mem": vcpus * MIB_PER_VCPU, "worker_nthreads": vcpus}
+
+
+def fargate_cluster_kwargs(
+    outputs: Mapping[str, Any],
+    image: str,
+    n_workers: int,
+    *,
+    worker_vcpus: int = WORKER_VCPUS,
+    fargate_spot: bool = USE_FARGATE_SPOT,
+    max_workers: int = MAX_WORKERS,
+    environment: Mapping[str, str] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for `dask_cloudprovider.aws.FargateCluster` built from the stack outputs.
+
+    The cluster lives in the private subnets (no public IP; the NAT gateway reaches ECR and S3),
+    behind the Dask security group, on the stack's ECS cluster, with the stack's roles and log
+    group, so dask-cloudprovider creates nothing but the tasks and their task definitions
+    (`skip_cleanup=True`: it must not sweep other clusters' resources). `n_workers` is capped by
+    `max_workers`. `environment` defaults to the forwarded variables present in this process.
+    """
+    require_outputs(outputs)
+    if not image:
+        raise ValueError("image is empty: the Dask workers must run the project image (PIPELINE_IMAGE)")
+    if n_workers < 1:
+        raise ValueError(f"n_workers must be at least 1, not {n_workers}")
+    if environment is None:
+        environment = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
+    return {
+        "image": image,
+        "n_workers": min(n_workers, max_workers),
+        "cluster_arn": outputs["ecs_cluster_arn"],
+        "vpc": outputs["vpc_id"],
+        "subnets": list(outputs["private_subnet_ids"]),
+        "security_groups": [outputs["dask_security_group_id"]],
+        "fargate_use_private_ip": True,
+        "execution_role_arn": outputs["execution_role_arn"],
+        "task_role_arn": outputs["task_role_arn"],
+        "cloudwatch_logs_group": outputs["log_group_name"],
+        "region_name": outputs["aws_region"],
+        "fargate_spot": bool(fargate_spot),
+        "scheduler_cpu": SCHEDULER_VCPUS * 1024,
+        "scheduler_mem": SCHEDULER_VCPUS * MIB_PER_VCPU,
+        "scheduler_timeout": SCHEDULER_IDLE_TIMEOUT,
+        **worker_resources(worker_vcpus),
+        "environment": dict(environment),
+        "tags": {"project": PROJECT_SLUG, **(tags or {})},
+        "skip_cleanup": True,
+    }

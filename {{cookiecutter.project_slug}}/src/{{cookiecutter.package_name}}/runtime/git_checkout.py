@@ -1,0 +1,119 @@
+"""Flow code from git (``code_source`` = git): Prefect pull steps, and the same code on every Dask worker.
+
+The deployments' pull steps (prefect.yaml, ``pull_from_git``) run in the flow-run process before the
+flow is imported:
+
+1. :func:`git_access_token` reads the access token from the Prefect ``Secret`` block named by
+   ``PIPELINE_GIT_TOKEN_BLOCK`` (none: a public repository, or git's own credentials);
+2. ``prefect.deployments.steps.git_clone`` clones ``PIPELINE_GIT_REPOSITORY`` at ``PIPELINE_GIT_BRANCH``
+   (both resolved when the deployment is created: ``make deploy`` takes them from the environment,
+   defaulting to this checkout's ``origin`` remote and current branch);
+3. :func:`use_checkout` puts the clone's ``src`` first on ``sys.path``, so the entrypoint
+   (``<package>.flows:...``) is imported from the clone, not from the copy installed in the image.
+
+The image still provides Python and every dependency (same versions on all machines); only the
+project's own code comes from git, so a code change needs no image rebuild. Dask workers import the
+tasks by module name, so :func:`ship_to_workers` (called by :func:`.cluster.dask_client`) sends the
+clone's package to every worker (:class:`ShipCode`, a worker plugin: current and future workers)
+and puts it first on their path before any task runs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+PACKAGE = __name__.split(".")[0]
+ENV_CODE_DIR = "PIPELINE_CODE_DIR"  # set by use_checkout: the clone's src directory
+ENV_REPOSITORY = "PIPELINE_GIT_REPOSITORY"
+ENV_BRANCH = "PIPELINE_GIT_BRANCH"
+ENV_TOKEN_BLOCK = "PIPELINE_GIT_TOKEN_BLOCK"  # noqa: S105 - a variable name  # pragma: allowlist secret
+
+
+# -- Prefect pull steps -----------------------------------------------------------------------------
+def git_access_token(block: str | None = None) -> dict[str, Any]:
+    """Pull step: ``{"access_token": ...}`` from a Prefect Secret block (``None`` when none is named)."""
+    name = block or os.environ.get(ENV_TOKEN_BLOCK, "").strip()
+    if not name:
+        return {"access_token": None}
+    from prefect.blocks.system import Secret
+
+    return {"access_token": str(Secret.load(name).get())}
+
+
+def use_checkout(directory: str) -> dict[str, str]:
+    """Pull step: run the flow from the clone at ``directory`` (its ``src`` first on ``sys.path``)."""
+    root = Path(directory).resolve()
+    src = root / "src"
+    if not (src / PACKAGE / "flows.py").is_file():
+        raise FileNotFoundError(f"{root} is not a checkout of this project (no src/{PACKAGE}/flows.py)")
+    os.chdir(root)
+    _put_first(str(src))
+    os.environ[ENV_CODE_DIR] = str(src)
+    return {"directory": str(root), "src": str(src)}
+
+
+def _put_first(src: str) -> None:
+    """``src`` first on ``sys.path``; forget modules of the package imported from elsewhere."""
+    if src in sys.path:
+        sys.path.remove(src)
+    sys.path.insert(0, src)
+    for name in [n for n in sys.modules if n == PACKAGE or n.startswith(PACKAGE + ".")]:
+        if not (getattr(sys.modules[name], "__file__", None) or "").startswith(src) and name != __name__:
+            del sys.modules[name]
+
+
+# -- Dask workers -----------------------------------------------------------------------------------
+class ShipCode(WorkerPlugin):
+    """Unpacks the project's package on a worker and puts it first on the worker's path."""
+
+    name = "ship-project-code"
+    idempotent = False  # a new checkout replaces the previous plugin
+
+    def __init__(self, src: str) -> None:
+        self.origin = src
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+            for path in sorted((Path(src) / PACKAGE).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    z.write(path, path.relative_to(src).as_posix())
+        self.data = buffer.getvalue()
+
+    def setup(self, worker: Any) -> None:
+        if self.origin in sys.path:  # a worker in the flow-run process already runs the checkout
+            return
+        target = Path(worker.local_directory) / "project-code"
+        with zipfile.ZipFile(io.BytesIO(self.data)) as z:
+            z.extractall(target)
+        _put_first(str(target))
+
+
+def package_origin() -> str:
+    """Where this process imports the project's package from (run on workers by :func:`ship_to_workers`)."""
+    import importlib
+
+    return str(Path(importlib.import_module(PACKAGE + ".flows").__file__).parents[1])
+
+
+def ship_to_workers(client: Any) -> str | None:
+    """Send the checkout's package to every worker when the flow runs from git; its directory or ``None``."""
+    src = os.environ.get(ENV_CODE_DIR)
+    if not src:
+        return None
+    client.register_plugin(ShipCode(src))
+    origins = client.run(package_origin)
+    where = sorted(set(origins.values()))
+    message = f"project code from {src} sent to {len(origins)} Dask worker(s); they import it from {where}"
+    try:
+        from prefect import get_run_logger
+
+        get_run_logger().info(message)
+    except Exception:  # noqa: BLE001 - outside a flow run
+        print(message)
+    return src

@@ -1,0 +1,276 @@
+"""The pipeline's Prefect tasks: coarse steps that hand per-file work to Dask in one go.
+
+A step maps its files over the cluster (``client.map``, with Dask-level retries), so a run creates a
+handful of Prefect task runs whatever the data size, and the Dask workers need no Prefect API.
+Negative engineering lives here, once: I/O steps retry with exponential backoff (not on errors a
+retry cannot fix), every step has a timeout, malformed rows are quarantined and counted, results
+are committed atomically (:mod:`.storage`), and the quality gates stop a bad model or bad data from
+being published. The steps call the seam — ``schema.SCHEMA``, ``model.build()``,
+``model.QUALITY_GATE`` and ``sample_data`` — and nothing else of yours.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from distributed import Client, as_completed
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+# Absolute imports: Prefect deployments load flows.py by module name, and the functions handed to
+# Dask must live in the installed package so that workers can import them.
+from {{ cookiecutter.package_name }} import model as user_model
+from {{ cookiecutter.package_name }} import sample_data
+from {{ cookiecutter.package_name }}.runtime import storage
+from {{ cookiecutter.package_name }}.runtime.cancel import cancel_and_drain
+from {{ cookiecutter.package_name }}.runtime.cluster import ClusterVersionError
+from {{ cookiecutter.package_name }}.runtime.model_store import ModelVersionError, load_model, read_info, save_model
+from {{ cookiecutter.package_name }}.runtime.quality import QualityGateError, quarantine_gate
+from {{ cookiecutter.package_name }}.runtime.scoring import score_file
+from {{ cookiecutter.package_name }}.runtime.settings import ConfigError, Settings
+from {{ cookiecutter.package_name }}.runtime.validation import REASON, MissingColumnsError, require_columns, split_valid
+from {{ cookiecutter.package_name }}.schema import SCHEMA
+
+# Errors a retry cannot fix: fail the step at once.
+PERMANENT_ERRORS = (
+    ConfigError,
+    ClusterVersionError,
+    ModelVersionError,
+    QualityGateError,
+    storage.NotCommittedError,
+    FileExistsError,
+    ValueError,
+    KeyError,
+)
+
+
+def _retryable(task: Any, task_run: Any, state: Any) -> bool:
+    return not isinstance(getattr(state, "data", None), PERMANENT_ERRORS)
+
+
+def with_retries(task_fn: Any, settings: Settings) -> Any:
+    """An I/O step with the configured retries (exponential backoff) and timeout."""
+    return task_fn.with_options(
+        retries=settings.retries,
+        retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_delay),
+        retry_jitter_factor=0.5,
+        timeout_seconds=settings.task_timeout,
+    )
+
+
+def paths(settings: Settings) -> dict[str, str]:
+    root = settings.data_url
+    return {
+        "train": storage.join(root, "datasets", "train"),
+        "score": storage.join(root, "datasets", "score"),
+        "models": storage.join(root, "models"),
+        "predictions": storage.join(root, "predictions"),
+    }
+
+
+def _progress(futures: list[Any], what: str, unit: str = "files") -> list[Any]:
+    """Wait for Dask futures, logging progress about every 20%; results in submission order."""
+    logger = get_run_logger()
+    total, step = len(futures), max(1, len(futures) // 5)
+    for done, _ in enumerate(as_completed(futures), start=1):
+        if done % step == 0 or done == total:
+            logger.info("%s: %d/%d %s", what, done, total, unit)
+    return [f.result() for f in futures]
+
+
+@task(name="generate-sample-data", cache_policy=NO_CACHE, retry_condition_fn=_retryable)
+def generate_sample(
+    client: Client, settings: Settings, url: str, rows: int, files: int, labelled: bool, run_id: str
+) -> dict[str, Any]:
+    """Write sample data (``sample_data``) as ``files`` parquet files, then commit it (replacing an older one)."""
+    logger = get_run_logger()
+    logger.info("generating %s sample rows in %d files -> %s", f"{rows:,}", files, url)
+    staging = storage.staging_url(url, run_id)
+    storage.remove(staging, settings.storage_options)
+    sizes = sample_data.partition_sizes(rows, files)
+    starts, acc = [], 0
+    for size in sizes:
+        starts.append(acc)
+        acc += size
+    try:
+        futures = client.map(
+            sample_data.write_partition,
+            [staging] * files,
+            range(files),
+            sizes,
+            starts,
+            seed=settings.seed + (0 if labelled else 1),
+            malformed_fraction=settings.sample_malformed_fraction,
+            labelled=labelled,
+            storage_options=settings.storage_options,
+            retries=settings.retries,
+            pure=False,
+        )
+        written = _progress(futures, f"generate {url.rsplit('/', 1)[-1]}")
+        manifest = {"kind": "dataset", "rows": rows, "labelled": labelled, "files": written, "seed": settings.seed}
+        storage.commit(staging, url, manifest, settings.storage_options, replace=True, update_latest=False)
+    except BaseException:
+        storage.remove(staging, settings.storage_options)
+        raise
+    return {"url": url, "rows": rows, "files": files}
+
+
+def _valid_rows(part: Any) -> Any:
+    return split_valid(part, SCHEMA, labelled=True)[0]
+
+
+def _bad_rows(part: Any) -> Any:
+    return split_valid(part, SCHEMA, labelled=True)[1]
+
+
+def fit_and_evaluate(
+    client: Client, files: list[str], settings: Settings, quarantine_url: str, holdout: float = 0.2
+) -> tuple[Any, dict[str, float], dict[str, int]]:
+    """Quarantine malformed rows, split off a holdout, ``model.build().fit(train)``, ``evaluate(holdout)``.
+
+    The valid rows are persisted in cluster memory (typical: train on a sample, score everything).
+    Returns the fitted model, its metrics and the row counts.
+    """
+    import dask.dataframe as dd
+
+    frame = dd.read_parquet(files, storage_options=settings.storage_options)
+    require_columns(list(frame.columns), SCHEMA, True, f"training data {files[0]} (and {len(files) - 1} more)")
+    frame = frame[SCHEMA.columns(labelled=True)]
+    good = frame.map_partitions(_valid_rows, meta=frame._meta)
+    bad = frame.map_partitions(_bad_rows, meta=split_valid(frame._meta, SCHEMA, labelled=True)[1])
+    bad.to_parquet(
+        quarantine_url,
+        storage_options=settings.storage_options,
+        write_index=False,
+        compute=False,
+        **storage.parquet_options(REASON),
+    ).compute()
+    quarantined = int(bad.shape[0].compute())
+    good = client.persist(good)
+    train, held = good.random_split([1 - holdout, holdout], random_state=settings.seed)
+    train, held = client.persist([train, held])
+    counts = {"train_rows": int(train.shape[0].compute()), "holdout_rows": int(held.shape[0].compute())}
+    counts["train_quarantined_rows"] = quarantined
+    model = user_model.build().fit(train)
+    metrics = {k: float(v) for k, v in model.evaluate(held).items()}
+    del good, train, held  # releases the persisted training data on the cluster
+    return model, metrics, counts
+
+
+@task(name="train-model", cache_policy=NO_CACHE)
+def train_model(client: Client, settings: Settings, dataset_url: str, run_id: str) -> dict[str, Any]:
+    """Train on the committed dataset, gate on the model's metric, commit the model artifact."""
+    logger = get_run_logger()
+    final = storage.join(paths(settings)["models"], run_id)
+    staging = storage.staging_url(final, run_id)
+    files = storage.list_parquet(dataset_url, settings.storage_options)
+    logger.info("training on %d files of %s", len(files), dataset_url)
+    t0 = time.perf_counter()
+    try:
+        model, metrics, counts = fit_and_evaluate(client, files, settings, storage.join(staging, "quarantine"))
+        seconds = round(time.perf_counter() - t0, 2)
+        logger.info("holdout metrics: %s", metrics)
+        kept = counts["train_rows"] + counts["holdout_rows"]
+        quarantine_gate("training", counts["train_quarantined_rows"], kept, settings.max_quarantine_fraction)
+        user_model.QUALITY_GATE.check(metrics, settings.quality_gate_min)
+        info = {"schema": SCHEMA.describe(), "metrics": metrics, "rows": counts, "dataset": dataset_url}
+        save_model(model, staging, info, settings.storage_options)
+        manifest = {
+            "kind": "model",
+            "run_id": run_id,
+            "dataset": dataset_url,
+            "metrics": metrics,
+            "rows": counts,
+            "files": [{"path": "model.pkl", "rows": 0}],
+        }
+        with_retries(commit_task, settings)(staging, final, manifest, settings.storage_options)
+    except MissingColumnsError as exc:
+        storage.remove(staging, settings.storage_options)
+        raise ConfigError(str(exc)) from None
+    except BaseException:
+        storage.remove(staging, settings.storage_options)
+        raise
+    gate = user_model.QUALITY_GATE.describe(settings.quality_gate_min)
+    return {"model_url": final, "metrics": metrics, "rows": counts, "gate": gate, "seconds": seconds}
+
+
+@task(name="commit", cache_policy=NO_CACHE, retry_condition_fn=_retryable)
+def commit_task(staging: str, final: str, manifest: dict[str, Any], storage_options: dict[str, Any]) -> None:
+    storage.commit(staging, final, manifest, storage_options)
+
+
+@task(name="score-dataset", cache_policy=NO_CACHE, retry_condition_fn=_retryable)
+def score_dataset(client: Client, settings: Settings, model_url: str, dataset_url: str, run_id: str) -> dict[str, Any]:
+    """Score every file of the dataset out-of-core on the cluster; commit predictions + quarantine."""
+    logger = get_run_logger()
+    so = settings.storage_options
+    model = load_model(model_url, so)  # refuses a model trained under other library versions
+    trained_on = read_info(model_url, so).get("schema")
+    if trained_on and trained_on != SCHEMA.describe():
+        raise ConfigError(f"model {model_url} was trained on another schema than schema.py declares; retrain it")
+    files = storage.list_parquet(dataset_url, so)
+    final = storage.join(paths(settings)["predictions"], run_id)
+    staging = storage.staging_url(final, run_id)
+    storage.remove(staging, so)
+    logger.info("scoring %d files of %s with %s", len(files), dataset_url, model_url)
+    t0 = time.perf_counter()
+    futures: list[Any] = []
+    try:
+        # The model reaches each worker once per run (not once per file), whatever its size.
+        [shared_model] = client.scatter([model], broadcast=True, hash=False)
+        names = [sample_data.file_name(i) for i in range(len(files))]
+        futures = client.map(
+            score_file,
+            files,
+            [storage.join(staging, n) for n in names],
+            [storage.join(staging, "quarantine", n) for n in names],
+            model=shared_model,
+            schema=SCHEMA,
+            batch_rows=settings.batch_rows,
+            storage_options=so,
+            retries=settings.retries,
+            pure=False,
+        )
+        results = _progress(futures, "score")
+        seconds = time.perf_counter() - t0
+        scored = sum(r["scored"] for r in results)
+        quarantined = sum(r["quarantined"] for r in results)
+        manifest = {
+            "kind": "predictions",
+            "run_id": run_id,
+            "model": model_url,
+            "dataset": dataset_url,
+            "rows": scored,
+            "quarantined_rows": quarantined,
+            "files": [{"path": n, "rows": r["scored"]} for n, r in zip(names, results, strict=True)],
+            "quarantine_files": [
+                {"path": f"quarantine/{n}", "rows": r["quarantined"]}
+                for n, r in zip(names, results, strict=True)
+                if r["has_quarantine"]
+            ],
+        }
+        quarantine_gate("scoring", quarantined, scored, settings.max_quarantine_fraction)
+        storage.commit(staging, final, manifest, so)
+    except BaseException:
+        cancel_and_drain(client, futures)  # files still being written would refill the staging area
+        storage.remove(staging, so)
+        raise
+    rate = (scored + quarantined) / seconds if seconds > 0 else 0.0
+    logger.info(
+        "scored %s rows (%s quarantined) in %.1fs: %s rows/s",
+        f"{scored:,}",
+        f"{quarantined:,}",
+        seconds,
+        f"{rate:,.0f}",
+    )
+    return {
+        "predictions_url": final,
+        "rows": scored,
+        "quarantined_rows": quarantined,
+        "quarantine_url": storage.join(final, "quarantine") if quarantined else None,
+        "files": len(files),
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(rate),
+    }

@@ -1,0 +1,229 @@
+"""`make deploy` checks every precondition first and stops, changing nothing, when one is missing."""
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.deploy import commands as deploy
+
+PROJECT = Path(__file__).resolve().parents[2]
+# Stand-ins for the Pulumi CLI and Docker: they log every call and fail like a logged-out Pulumi
+# and a Docker client without an engine.
+FAKE_TOOL = """#!/bin/sh
+echo "$(basename "$0") $*" >> "{log}"
+exit 1
+"""
+
+
+def test_preflight_reports_every_missing_piece(capsys):
+    checks = {
+        "pulumi": lambda: "no pulumi",
+        "docker": lambda: None,
+        "aws": lambda: "no aws",
+        "prefect": lambda: "no prefect",
+    }
+    assert deploy.preflight(deploy.NEEDS["deploy"], checks) == ["no pulumi", "no aws", "no prefect"]
+    assert deploy.preflight(deploy.NEEDS["build"], checks) == []
+    with pytest.raises(SystemExit) as stopped:
+        deploy.require("destroy", checks)
+    assert stopped.value.code == 2
+    assert "`make destroy` stopped before changing anything: 3 precondition(s) missing" in capsys.readouterr().err
+
+
+def _bare_env(tmp_path: Path, with_fakes: bool) -> tuple[dict[str, str], Path]:
+    """An environment with no cloud tools, no AWS credentials and no Prefect API."""
+    log = tmp_path / "calls.log"
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    if with_fakes:
+        for tool in ("pulumi", "docker"):
+            path = fake_bin / tool
+            path.write_text(FAKE_TOOL.format(log=log))
+            path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    dirs = [str(fake_bin), str(Path(sys.executable).parent)]
+    if with_fakes:  # make, sh and poetry are needed too; the fakes shadow any docker client found later
+        poetry = shutil.which("poetry")
+        dirs += ([str(Path(poetry).parent)] if poetry else []) + ["/usr/local/bin", "/usr/bin", "/bin"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PREFECT_", "PULUMI_"))}
+    env.update(
+        PATH=os.pathsep.join(dirs),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"),
+        AWS_CONFIG_FILE=str(tmp_path / "no-config"),
+        AWS_EC2_METADATA_DISABLED="true",
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_API_URL="",
+        PULUMI_HOME=str(tmp_path / "pulumi-home"),
+    )
+    return env, log
+
+
+@pytest.mark.parametrize("with_fakes", [False, True], ids=["tools-absent", "tools-unusable"])
+def test_deploy_stops_at_once_with_one_message_per_missing_piece(tmp_path, with_fakes):
+    env, log = _bare_env(tmp_path, with_fakes)
+    proc = subprocess.run(
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}.deploy", "deploy"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    missing = [line for line in proc.stderr.splitlines() if line.startswith("missing: ")]
+    assert len(missing) == 4, proc.stderr
+    pulumi, docker, aws, prefect = missing
+    assert ("not logged in" if with_fakes else "Pulumi CLI not found") in pulumi
+    assert ("Docker engine not reachable" if with_fakes else "Docker not found") in docker
+    assert "AWS credentials not found" in aws
+    assert "PREFECT_API_URL is not set" in prefect
+    assert "stopped before changing anything" in proc.stderr
+    assert "+ " not in proc.stdout  # no step ran
+    calls = log.read_text().splitlines() if log.exists() else []
+    assert sorted(calls) == (["docker info", "pulumi whoami --non-interactive"] if with_fakes else [])
+
+
+@pytest.mark.skipif(not shutil.which("make") or not shutil.which("poetry"), reason="needs make and poetry")
+def test_make_deploy_and_destroy_stop_on_this_machine(tmp_path):
+    env, log = _bare_env(tmp_path, with_fakes=True)
+    for target, count in (("deploy", 4), ("destroy", 3)):
+        proc = subprocess.run(
+            ["make", "--no-print-directory", target],
+            cwd=PROJECT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert proc.returncode != 0
+        assert sum(line.startswith("missing: ") for line in proc.stderr.splitlines()) == count, proc.stderr
+        assert f"`make {target}` stopped before changing anything" in proc.stderr
+    assert {line.split()[1] for line in log.read_text().splitlines()} == {"whoami", "info"}
+
+
+# A dry run of the whole `deploy`/`destroy` sequence: stand-ins for the pulumi, docker and prefect CLIs log
+# their calls (pulumi answers with stack outputs), AWS is moto, and the Prefect API is a /health endpoint.
+STAND_IN = """#!/bin/sh
+tool=$(basename "$0")
+echo "$tool $*" >> "@LOG@"
+[ -n "$PIPELINE_IMAGE" ] && echo "env PIPELINE_IMAGE=$PIPELINE_IMAGE" >> "@LOG@"
+prev=""
+for arg in "$@"; do
+  [ "$prev" = "--base-job-template" ] && cp "$arg" "@TMP@/template.json"
+  prev="$arg"
+done
+case "$tool $1 $2" in
+  "pulumi whoami"*) cat "@TMP@/whoami.json" ;;
+  "pulumi stack ls") echo '[{"name": "dev"}]' ;;
+  "pulumi stack output") cat "@TMP@/outputs.json" ;;
+  "docker login"*) cat > /dev/null ;;
+esac
+exit 0
+"""
+
+
+@pytest.fixture
+def stand_ins(tmp_path, monkeypatch):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from moto import mock_aws
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tests.deploy.test_fargate_wiring import OUTPUTS
+
+    log = tmp_path / "calls.log"
+    (tmp_path / "outputs.json").write_text(json.dumps(OUTPUTS))
+    (tmp_path / "whoami.json").write_text(json.dumps({"url": "https://api.pulumi.com", "user": "ci"}))
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    for tool in ("pulumi", "docker", "prefect"):
+        path = fake_bin / tool
+        path.write_text(STAND_IN.replace("@LOG@", str(log)).replace("@TMP@", str(tmp_path)))
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PULUMI_STACK", "dev")
+    monkeypatch.setenv("PIPELINE_GIT_REPOSITORY", "https://git.example.invalid/team/project.git")  # code_source=git
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(200 if self.path == "/api/health" else 404)
+            self.end_headers()
+            self.wfile.write(b"true")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/api"
+    with mock_aws(), temporary_settings(updates={PREFECT_API_URL: url}):
+        import boto3
+
+        boto3.client("ecr", region_name=OUTPUTS["aws_region"]).create_repository(
+            repositoryName=OUTPUTS["ecr_repository_url"].split("/", 1)[1]
+        )
+        yield log, tmp_path
+    server.shutdown()
+
+
+def _calls(log: Path) -> list[str]:
+    return [" ".join(line.split()[:3]) for line in log.read_text().splitlines()]
+
+
+def test_deploy_runs_every_step_in_order(stand_ins):
+    import json
+
+    from tests.deploy.test_fargate_wiring import OUTPUTS
+
+    log, tmp = stand_ins
+    deploy.deploy()
+    image = f"{OUTPUTS['ecr_repository_url']}:{deploy.git_revision()}"
+    text = log.read_text()
+    assert _calls(log) == [
+        "pulumi whoami --non-interactive",
+        "docker info",
+        "pulumi whoami --json",  # infrastructure/preflight.py, once all else is present
+        "pulumi stack ls",
+        "pulumi stack select",
+        "pulumi up --yes",
+        "pulumi stack output",
+        "docker build --platform",
+        "docker login --username",
+        "docker tag {{ cookiecutter.project_slug }}:" + deploy.git_revision(),
+        "docker push " + image,
+        "prefect --no-prompt work-pool",
+        "prefect --no-prompt work-pool",
+        "prefect --no-prompt deploy",
+        "env PIPELINE_IMAGE=" + image,
+    ]
+    assert "--policy-pack" in text and "--stack dev" in text
+    assert f"work-pool create {deploy.ECS_POOL} --type ecs --overwrite --base-job-template" in text
+    assert f"work-pool create {deploy.LOCAL_POOL} --type process --overwrite" in text
+    assert "prefect --no-prompt deploy --all" in text
+    template = json.loads((tmp / "template.json").read_text())
+    assert template["variables"]["properties"]["image"]["default"] == image
+
+
+def test_destroy_reverses_deploy(stand_ins):
+    log, _ = stand_ins
+    deploy.destroy()
+    calls = _calls(log)
+    assert calls[-6:] == [
+        "pulumi stack output",
+        "prefect --no-prompt deployment",
+        "prefect --no-prompt deployment",
+        "prefect --no-prompt deployment",
+        "prefect --no-prompt work-pool",
+        "pulumi destroy --yes",
+    ]
+    assert f"work-pool delete {deploy.ECS_POOL}" in log.read_text()

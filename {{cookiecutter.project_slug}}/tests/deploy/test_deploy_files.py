@@ -1,0 +1,108 @@
+"""Dockerfile, prefect.yaml, CI workflow and the lock export agree with each other and pass their linters."""
+
+import ast
+import re
+import subprocess
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+
+from {{ cookiecutter.package_name }}.deploy import commands as deploy
+from {{ cookiecutter.package_name }}.deploy import requirements as locked_requirements
+
+PROJECT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CODE_SOURCE = "{{ cookiecutter.code_source }}"
+
+
+def test_dockerfile_is_hadolint_clean():
+    proc = subprocess.run([str(BIN / "hadolint"), "Dockerfile"], cwd=PROJECT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dockerfile_installs_the_lock_as_non_root_and_checks_the_pins():
+    text = (PROJECT / "Dockerfile").read_text()
+    assert re.search(r"^FROM ghcr\.io/dask/dask:\d{4}\.\d+\.\d+-py3\.\d+$", text, re.M)  # literal tag
+    assert "--require-hashes" in text and "pins.py --root /opt/project --env" in text
+    user = re.findall(r"^USER (\S+)", text, re.M)
+    assert user and not user[-1].startswith(("0", "root"))
+    copied = set(re.findall(r"^COPY (.+) \S+$", text, re.M))
+    allowed = (PROJECT / ".dockerignore").read_text()
+    for sources in copied:
+        for source in sources.split():
+            top = source.split("/")[0]
+            assert f"!{top}" in allowed, f"{source} is copied but excluded by .dockerignore"
+
+
+def test_lock_export_matches_the_installed_environment():
+    """Every exported (main group) requirement has hashes and is exactly what Poetry installed from the lock."""
+    lock = tomllib.loads((PROJECT / "poetry.lock").read_text())
+    lines = locked_requirements.requirements(lock)
+    pinned = {}
+    for entry in lines:
+        spec, *hashes = [part.strip() for part in entry.split("\\\n")]
+        assert hashes and all(h.startswith("--hash=sha256:") for h in hashes), entry
+        req = Requirement(spec)
+        if req.marker is None or req.marker.evaluate():
+            pinned[req.name.lower()] = str(req.specifier).removeprefix("==")
+    dask = "{{ cookiecutter.dask_version }}"
+    assert pinned["dask"] == pinned["distributed"] == dask
+    assert "pytest" not in pinned and "pulumi" not in pinned  # dev and infra groups stay out of the image
+    for name, version in pinned.items():
+        assert metadata.version(name) == version, name
+
+
+def test_prefect_yaml_matches_the_deploy_code_and_the_image():
+    config = yaml.safe_load((PROJECT / "prefect.yaml").read_text())
+    deployments = {d["name"]: d for d in config["deployments"]}
+    flows_file = PROJECT / "src" / "{{ cookiecutter.package_name }}" / "flows.py"
+    functions = {n.name for n in ast.walk(ast.parse(flows_file.read_text())) if isinstance(n, ast.FunctionDef)}
+    workdir = re.search(r"^WORKDIR (\S+)", (PROJECT / "Dockerfile").read_text(), re.M)[1]
+    pulls = config["definitions"]["pull"]
+    if CODE_SOURCE == "git":  # clone, then run from the clone; every deployment, the local one too
+        assert set(pulls) == {"git"}
+        expected = pulls["git"]
+        assert [next(iter(step)) for step in expected] == [
+            "{{ cookiecutter.package_name }}.runtime.git_checkout.git_access_token",
+            "prefect.deployments.steps.git_clone",
+            "{{ cookiecutter.package_name }}.runtime.git_checkout.use_checkout",
+        ]
+    else:  # the code baked into the image
+        assert set(pulls) == {"image"}
+        expected = pulls["image"]
+        assert expected == [{"prefect.deployments.steps.set_working_directory": {"directory": workdir}}]
+    for name, d in deployments.items():
+        # A module entrypoint: Dask workers import the flow's tasks by module name.
+        module, function = d["entrypoint"].split(":")
+        assert module == "{{ cookiecutter.package_name }}.flows" and function in functions, name
+        if d["work_pool"]["name"] == deploy.ECS_POOL:
+            assert d["pull"] == expected, name
+        else:
+            assert d["work_pool"]["name"] == deploy.LOCAL_POOL, name
+            assert d.get("pull") == (expected if CODE_SOURCE == "git" else None), name
+    ecs = {name for name, d in deployments.items() if d["work_pool"]["name"] == deploy.ECS_POOL}
+    assert ecs == {name.split("/")[1] for name in deploy.ECS_DEPLOYMENTS}  # what `make destroy` deletes
+    assert any(d.get("schedules") for d in deployments.values())
+    assert "batch-pipeline-local" in deployments
+{%- if cookiecutter.ci == "github" %}
+
+
+def test_ci_workflow_is_valid_and_runs_the_checks():
+    workflow = PROJECT / ".github" / "workflows" / "ci.yml"
+    proc = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    jobs = yaml.safe_load(workflow.read_text())["jobs"]
+    steps = [step.get("run", "") for step in jobs["test"]["steps"]]
+    for command in ("make check-pins", "make lint", "make lint-docker", "make test", "make rehearse"):
+        assert command in steps
+    assert "make deploy" in [step.get("run", "") for step in jobs["deploy"]["steps"]]
+    assert "${{ '{{' }}" in workflow.read_text()  # GitHub expressions survived the bake
+{%- endif %}

@@ -1,0 +1,160 @@
+"""Pulumi outputs -> ECS work pool job template and FargateCluster arguments, checked by what they produce."""
+
+import asyncio
+import json
+
+import pytest
+
+from {{ cookiecutter.package_name }}.deploy import work_pool
+from {{ cookiecutter.package_name }}.runtime import fargate
+
+IMAGE = "123456789012.dkr.ecr.{{ cookiecutter.aws_region }}.amazonaws.com/{{ cookiecutter.project_slug }}:abc123"
+OUTPUTS = {
+    "aws_region": "{{ cookiecutter.aws_region }}",
+    "vpc_id": "vpc-0123",
+    "private_subnet_ids": ["subnet-priv-a", "subnet-priv-b"],
+    "public_subnet_ids": ["subnet-pub-a", "subnet-pub-b"],
+    "dask_security_group_id": "sg-dask",
+    "ecs_cluster_arn": "arn:aws:ecs:{{ cookiecutter.aws_region }}:123456789012:cluster/{{ cookiecutter.project_slug }}-dev",
+    "ecs_cluster_name": "{{ cookiecutter.project_slug }}-dev",
+    "execution_role_arn": "arn:aws:iam::123456789012:role/execution",
+    "task_role_arn": "arn:aws:iam::123456789012:role/dask-task",
+    "flow_run_role_arn": "arn:aws:iam::123456789012:role/flow-run",
+    "log_group_name": "/{{ cookiecutter.project_slug }}/dev",
+    "bucket_name": "{{ cookiecutter.project_slug }}-dev-data",
+    "data_url": "s3://{{ cookiecutter.project_slug }}-dev-data/pipeline",
+    "ecr_repository_url": "123456789012.dkr.ecr.{{ cookiecutter.aws_region }}.amazonaws.com/{{ cookiecutter.project_slug }}",
+}
+
+
+def test_answers_reach_the_wiring():
+    assert fargate.WORKER_VCPUS == {{ cookiecutter.worker_vcpus }}
+    assert fargate.MAX_WORKERS == {{ cookiecutter.max_workers }}
+    assert fargate.AWS_REGION == "{{ cookiecutter.aws_region }}"
+
+
+def test_fargate_cluster_kwargs_from_outputs():
+    kwargs = fargate.fargate_cluster_kwargs(OUTPUTS, IMAGE, 2, environment={"PREFECT_API_URL": "http://p/api"})
+    vcpus = fargate.WORKER_VCPUS
+    assert kwargs == {
+        "image": IMAGE,
+        "n_workers": min(2, fargate.MAX_WORKERS),
+        "cluster_arn": OUTPUTS["ecs_cluster_arn"],
+        "vpc": "vpc-0123",
+        "subnets": ["subnet-priv-a", "subnet-priv-b"],
+        "security_groups": ["sg-dask"],
+        "fargate_use_private_ip": True,
+        "execution_role_arn": OUTPUTS["execution_role_arn"],
+        "task_role_arn": OUTPUTS["task_role_arn"],
+        "cloudwatch_logs_group": OUTPUTS["log_group_name"],
+        "region_name": "{{ cookiecutter.aws_region }}",
+        "fargate_spot": fargate.USE_FARGATE_SPOT,
+        "scheduler_cpu": 1024,
+        "scheduler_mem": 4096,
+        "scheduler_timeout": fargate.SCHEDULER_IDLE_TIMEOUT,
+        "worker_cpu": 1024 * vcpus,
+        "worker_mem": 4096 * vcpus,
+        "worker_nthreads": vcpus,
+        "environment": {"PREFECT_API_URL": "http://p/api"},
+        "tags": {"project": "{{ cookiecutter.project_slug }}"},
+        "skip_cleanup": True,
+    }
+
+
+@pytest.mark.parametrize(("vcpus", "spot", "asked", "cap", "workers"), [(1, False, 50, 8, 8), (4, True, 3, 100, 3)])
+def test_fargate_cluster_kwargs_other_answers(vcpus, spot, asked, cap, workers):
+    kwargs = fargate.fargate_cluster_kwargs(
+        OUTPUTS, IMAGE, asked, worker_vcpus=vcpus, fargate_spot=spot, max_workers=cap, environment={}
+    )
+    assert (kwargs["worker_cpu"], kwargs["worker_mem"]) == (vcpus * 1024, vcpus * 4096)
+    assert kwargs["worker_nthreads"] == vcpus
+    assert kwargs["fargate_spot"] is spot
+    assert kwargs["n_workers"] == workers
+
+
+def test_fargate_cluster_accepts_the_kwargs_without_starting():
+    """dask-cloudprovider validates the arguments; asynchronous=True builds the object but starts nothing."""
+    from dask_cloudprovider.aws import FargateCluster
+
+    kwargs = fargate.fargate_cluster_kwargs(OUTPUTS, IMAGE, 2, environment={})
+
+    async def construct():
+        return FargateCluster(asynchronous=True, **kwargs)
+
+    loop = asyncio.new_event_loop()  # not asyncio.run: that unsets the current loop other tests rely on
+    try:
+        cluster = loop.run_until_complete(construct())
+    finally:
+        loop.close()
+    assert cluster.status.name == "created"  # never started: no AWS call was made
+    assert cluster.image == IMAGE
+    assert cluster.cluster_arn == OUTPUTS["ecs_cluster_arn"]
+    assert cluster._vpc_subnets == OUTPUTS["private_subnet_ids"]
+    assert cluster._security_groups == ["sg-dask"]
+    assert cluster._fargate_use_private_ip is True
+    assert cluster._skip_cleanup is True
+    assert cluster._fargate_scheduler is cluster._fargate_workers is True
+
+
+def test_missing_outputs_are_named():
+    partial = {k: v for k, v in OUTPUTS.items() if k not in ("vpc_id", "flow_run_role_arn")}
+    with pytest.raises(fargate.OutputsError, match="vpc_id, flow_run_role_arn"):
+        work_pool.work_pool_job_template(partial, IMAGE)
+    with pytest.raises(fargate.OutputsError, match="vpc_id"):
+        fargate.fargate_cluster_kwargs(partial, IMAGE, 1)
+    # No silent fallback to dask-cloudprovider's default image: workers must run the project image.
+    with pytest.raises(ValueError, match="project image"):
+        fargate.fargate_cluster_kwargs(OUTPUTS, "", 1)
+
+
+def test_load_outputs_from_env_and_file(tmp_path):
+    assert fargate.load_outputs({"PIPELINE_AWS_OUTPUTS": json.dumps(OUTPUTS)}) == OUTPUTS
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(OUTPUTS))
+    assert fargate.load_outputs({"PIPELINE_AWS_OUTPUTS_FILE": str(path)}) == OUTPUTS
+    with pytest.raises(fargate.OutputsError, match="not valid JSON"):
+        fargate.load_outputs({"PIPELINE_AWS_OUTPUTS": "{oops"})
+    with pytest.raises(fargate.OutputsError, match="PIPELINE_AWS_OUTPUTS"):
+        fargate.load_outputs({})
+
+
+def test_work_pool_job_template_is_prefects_default_filled_in():
+    from prefect.utilities.templating import apply_values
+    from prefect_aws.workers.ecs_worker import ECSJobConfiguration, ECSVariables, ECSWorker
+
+    template = work_pool.work_pool_job_template(OUTPUTS, IMAGE)
+    default = ECSWorker.get_default_base_job_template()
+    assert template["job_configuration"] == default["job_configuration"]
+    assert set(template["variables"]["properties"]) == set(default["variables"]["properties"])
+
+    # Resolve it the way the ECS worker does: variables (validated by prefect-aws) into the job configuration.
+    properties = template["variables"]["properties"]
+    variables = ECSVariables(**{k: v["default"] for k, v in properties.items() if "default" in v}).model_dump()
+    resolved = apply_values(template["job_configuration"], {k: v for k, v in variables.items() if v is not None})
+    resolved.pop("aws_credentials")
+    job = ECSJobConfiguration.model_validate(resolved)
+
+    assert job.cluster == OUTPUTS["ecs_cluster_arn"]
+    assert job.vpc_id == "vpc-0123"
+    assert job.network_configuration == {
+        "subnets": ["subnet-priv-a", "subnet-priv-b"],
+        "securityGroups": ["sg-dask"],
+        "assignPublicIp": "DISABLED",
+    }
+    assert job.task_definition["containerDefinitions"][0]["image"] == IMAGE
+    assert job.task_definition["executionRoleArn"] == OUTPUTS["execution_role_arn"]
+    assert job.task_run_request["overrides"]["taskRoleArn"] == OUTPUTS["flow_run_role_arn"]
+    assert job.task_run_request["launchType"] == "FARGATE"
+    assert (job.task_definition["cpu"], job.task_definition["memory"]) == (1024, 2048)
+    assert job.configure_cloudwatch_logs is True
+    assert job.cloudwatch_logs_options["awslogs-group"] == OUTPUTS["log_group_name"]
+    assert job.cloudwatch_logs_options["awslogs-region"] == "{{ cookiecutter.aws_region }}"
+
+    env = job.env
+    assert env["PIPELINE_CLUSTER"] == "fargate"
+    assert env["PIPELINE_DATA_URL"] == OUTPUTS["data_url"]
+    # The Dask workers get exactly the image the flow run runs in (one image, matching versions).
+    assert env["PIPELINE_IMAGE"] == IMAGE
+    outputs = fargate.load_outputs({"PIPELINE_AWS_OUTPUTS": env["PIPELINE_AWS_OUTPUTS"]})
+    assert outputs == OUTPUTS
+    assert fargate.fargate_cluster_kwargs(outputs, env["PIPELINE_IMAGE"], 1, environment={})["image"] == IMAGE
