@@ -95,7 +95,7 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
     git(project.path, "add", "-A")
     git(project.path, "commit", "-qm", "baked from the template, with our own module")
 
-    project.make("template-update")
+    project.make("update-template")
     assert json.loads(project.read(".cruft.json"))["commit"] == new
     assert (project.path / "tests" / "deploy" / "test_pins.py").exists(), "the template's later file did not arrive"
     assert (project.path / "src" / "churn_model" / "features.py").exists()
@@ -107,3 +107,59 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
     proc = project.make("test", PYTEST_ADDOPTS="-m 'not slow'")
     assert " passed" in proc.stdout and " failed" not in proc.stdout
     assert "test_pins.py" in project.run("poetry", "run", "pytest", "--collect-only", "-q").stdout
+
+
+def revision_before_layout() -> str:
+    """The last template revision before the breaking layout change (CHANGELOG.md, 2026-11-29)."""
+    layout = git(TEMPLATE, "log", "--format=%H", "--grep", "^Layout:", "-1")
+    assert layout, "the template's history lacks the layout commit (a shallow clone?)"
+    return git(TEMPLATE, "rev-parse", f"{layout}^")
+
+
+@pytest.mark.xdist_group("breaking-update")
+def test_project_from_before_the_breaking_layout_change_is_told_what_to_merge(tmp_path):
+    """A project baked before the layout change, with the user's own edit of model.py, takes the update:
+    the new files arrive, and `make update-template` ends with the list of what to merge by hand."""
+    template = tmp_path / "template"
+    template.mkdir()
+    archive = subprocess.run(["git", "-C", str(TEMPLATE), "archive", revision_before_layout()], capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(template)], input=archive.stdout, check=True)
+    git(template, "init", "-q", "-b", "main")
+    git(template, "add", "-A")
+    git(template, "commit", "-qm", "before the layout change")
+    old = git(template, "rev-parse", "HEAD")
+    for rel in git(TEMPLATE, "ls-files", "--cached", "--others", "--exclude-standard").splitlines():
+        if (TEMPLATE / rel).is_file():
+            (template / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(TEMPLATE / rel, template / rel)
+    git(template, "add", "-A")
+    git(template, "commit", "-qm", "today's template")
+    new = git(template, "rev-parse", "HEAD")
+    git(template, "checkout", "-q", old)
+    path = cookiecutter(str(template), no_input=True, output_dir=str(tmp_path / "out"))
+    git(template, "checkout", "-q", "main")
+    project = BakedProject(path, {"package_name": "batch_scoring"})
+    assert (project.path / "src" / "batch_scoring" / "data.py").exists()  # the old layout
+
+    project.make("install")
+    git(project.path, "init", "-q", "-b", "main")
+    model = project.path / "src" / "batch_scoring" / "model.py"
+    model.write_text(model.read_text() + "\n# our own change to the model\n")
+    git(project.path, "add", "-A")
+    git(project.path, "commit", "-qm", "baked, and our change to the model")
+
+    # The project's Makefile is the old one: its target is still called template-update. The update brings
+    # the new Makefile, whose check-pins (the old target's last step) lists what waits to be merged.
+    proc = project.make("template-update", check=False)
+    out = proc.stdout
+    assert proc.returncode != 0  # half-merged: the project says so until the .rej files are merged
+    assert out.rstrip().splitlines()[-1].startswith("What changed and where things moved: CHANGELOG.md")
+    assert json.loads(project.read(".cruft.json"))["commit"] == new
+    assert (project.path / "src" / "batch_scoring" / "schema.py").exists()  # the new seam arrived
+    assert (project.path / "src" / "batch_scoring" / "runtime" / "steps.py").exists()
+    assert "To merge by hand" in out, out
+    assert "src/batch_scoring/model.py  (the template's change: src/batch_scoring/model.py.rej)" in out
+    assert "our own change to the model" in model.read_text()  # nothing of the user's is lost
+    # Merged by hand (here: the template's model.py taken as is): the project checks clean again.
+    (project.path / "src" / "batch_scoring" / "model.py.rej").unlink()
+    project.make("check-pins")
