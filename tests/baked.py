@@ -73,9 +73,12 @@ class BakedProject:
         env.update(extra)
         return env
 
-    def run(self, *cmd: str, check: bool = True, timeout: float = 1800, **env: str) -> subprocess.CompletedProcess:
+    def run(
+        self, *cmd: str, check: bool = True, timeout: float = 1800, unset: tuple[str, ...] = (), **env: str
+    ) -> subprocess.CompletedProcess:
+        environ = {k: v for k, v in self.env(**env).items() if k not in unset}
         proc = subprocess.run(
-            cmd, cwd=self.path, env=self.env(**env), capture_output=True, text=True, timeout=timeout, check=False
+            cmd, cwd=self.path, env=environ, capture_output=True, text=True, timeout=timeout, check=False
         )
         if check and proc.returncode != 0:
             raise AssertionError(

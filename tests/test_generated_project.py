@@ -72,6 +72,11 @@ def test_default_project_runs_its_sample_pipeline(installed_project: BakedProjec
     out = proc.stdout
     assert "quarantined" in out.lower(), out[-3000:]
     assert "predictions" in out.lower(), out[-3000:]
+    # The CLI as the README shows it, without make's environment: Prefect's telemetry stays quiet.
+    slug = installed_project.context["project_slug"]
+    direct = installed_project.run("poetry", "run", slug, "run", unset=("PREFECT_SERVER_ANALYTICS_ENABLED",))
+    assert "Traceback" not in direct.stderr and "database is locked" not in direct.stderr, direct.stderr[-3000:]
+    assert direct.stdout.count("predictions:") == 1  # the summary, once
 
 
 @pytest.mark.xdist_group("non-default")

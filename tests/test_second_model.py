@@ -9,7 +9,8 @@ import pytest
 
 from tests.baked import BakedProject, bake
 
-pytestmark = pytest.mark.slow
+# Installs, then runs the baked project's whole suite and its pipeline: minutes, more on a busy machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 SECOND_MODEL = Path(__file__).parent / "data" / "second_model" / "model.py"
 
