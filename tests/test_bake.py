@@ -21,6 +21,7 @@ RUFF = Path(sys.executable).parent / "ruff"
 DEFAULT_FILES = {
     ".cruft.json",
     ".dockerignore",
+    ".github/dependabot.yml",
     ".github/workflows/ci.yml",
     ".gitignore",
     ".python-version",
@@ -105,7 +106,7 @@ ONLY_WITH = {
     ("code_source", "git"): {"src/{package}/runtime/git_checkout.py", "tests/runtime/test_git_checkout.py"},
 }
 REMOVED_BY = {
-    ("ci", "none"): {".github/workflows/ci.yml"},
+    ("ci", "none"): {".github/workflows/ci.yml", ".github/dependabot.yml"},
 }
 
 # Non-default answers, one at a time (every choice value, plus free-form answers), each with the files that
@@ -161,6 +162,7 @@ VARIATIONS = [
             f"{PKG}/deploy/commands.py": "def git_source(",
             f"{PKG}/runtime/cluster.py": "ship_to_workers",
             "README.md": None,
+            ".github/workflows/ci.yml": "PIPELINE_GIT_BRANCH: ${{ github.ref_name }}",
         },
     ),
     (

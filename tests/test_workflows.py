@@ -26,9 +26,9 @@ BIN = Path(sys.executable).parent
 ACTIONLINT = BIN / "actionlint"
 ZIZMOR = BIN / "zizmor"
 
-# The default bake and every answer that changes what .github/ holds (python_version and aws_region are
-# written into the workflow; code_source is listed too, so the git variant's deploy job is linted even while
-# its workflow equals the default one). test_every_answer_that_changes_github_is_linted keeps this complete.
+# The default bake and every answer that changes what .github/ holds: python_version and aws_region are
+# written into the workflow, code_source=git gives the deploy job the ref to clone.
+# test_every_answer_that_changes_github_is_linted keeps this list complete.
 WORKFLOW_ANSWERS = [
     {},
     *({"python_version": python} for python in CONTEXT["python_version"] if python != CONTEXT["python_version"][0]),
@@ -113,12 +113,12 @@ def test_template_workflows_are_lint_clean():
 def test_every_answer_that_changes_github_is_linted(cookies):
     default = github_tree(bake(cookies).path)
     changed = []
-    for answers in VARIATIONS:
+    for answers, _ in VARIATIONS:
         tree = github_tree(bake(cookies, **answers).path) if answers.get("ci") != "none" else {}
         if tree and tree != default:
             changed.append(answers)
     assert changed, "no answer changes the workflow: the variation list no longer exercises it"
-    assert {"python_version", "aws_region"} <= {key for answers in changed for key in answers}
+    assert {"python_version", "aws_region", "code_source"} <= {key for answers in changed for key in answers}
     for answers in changed:
         assert all(key in {k for a in WORKFLOW_ANSWERS for k in a} for key in answers), (
             f"{answers} changes .github/ but no answer of that kind is in WORKFLOW_ANSWERS"
