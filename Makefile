@@ -47,6 +47,12 @@ bump-dask: $(BIN)/.installed ## Add a Dask release to the supported table: VERSI
 	@test -n "$(VERSION)" || { echo "usage: make bump-dask VERSION=<dask release> PYTHONS=3.11,3.12,3.13 (or CHECK_REGISTRY=1)"; exit 2; }
 	$(BIN)/python tools/bump_dask.py $(VERSION) $(if $(CHECK_REGISTRY),--check-registry,--pythons $(PYTHONS))
 
+.PHONY: bump-actions
+bump-actions: $(BIN)/.installed ## Move a GitHub Action's commit pin in every workflow: ACTION=owner/repo [VERSION=vX.Y.Z] [SHA=...]
+	@test -n "$(ACTION)" || { echo "usage: make bump-actions ACTION=actions/checkout [VERSION=v7.0.2] [SHA=<commit>]  (pins now: python tools/bump_actions.py list)"; exit 2; }
+	$(BIN)/python tools/bump_actions.py set $(ACTION) $(VERSION) $(if $(SHA),--sha $(SHA))
+	$(BIN)/python tools/bump_actions.py check
+
 .PHONY: demo
 demo: $(BIN)/.installed ## Bake with defaults into build/demo, install it and run its sample pipeline
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)

@@ -1,5 +1,6 @@
 """Baking the template: file sets, every choice, every supported version pair, lint-clean output."""
 
+import json
 import re
 import subprocess
 import sys
@@ -20,6 +21,7 @@ RUFF = Path(sys.executable).parent / "ruff"
 DEFAULT_FILES = {
     ".cruft.json",
     ".dockerignore",
+    ".github/dependabot.yml",
     ".github/workflows/ci.yml",
     ".gitignore",
     ".python-version",
@@ -104,7 +106,7 @@ ONLY_WITH = {
     ("code_source", "git"): {"src/{package}/runtime/git_checkout.py", "tests/runtime/test_git_checkout.py"},
 }
 REMOVED_BY = {
-    ("ci", "none"): {".github/workflows/ci.yml"},
+    ("ci", "none"): {".github/workflows/ci.yml", ".github/dependabot.yml"},
 }
 
 # Non-default answers, one at a time (every choice value, plus free-form answers), each with the files that
@@ -160,6 +162,7 @@ VARIATIONS = [
             f"{PKG}/deploy/commands.py": "def git_source(",
             f"{PKG}/runtime/cluster.py": "ship_to_workers",
             "README.md": None,
+            ".github/workflows/ci.yml": "PIPELINE_GIT_BRANCH: ${{ github.ref_name }}",
         },
     ),
     (
@@ -306,3 +309,23 @@ def test_supported_table_is_consistent():
     assert set(CONTEXT["python_version"]) == set(CONTEXT["_supported_python"])
     assert CONTEXT["dask_version"] in CONTEXT["_dask_images"]
     assert supported_pairs(), "no (dask, python) pair is bakeable"
+
+
+def test_supported_table_matches_the_upstream_image_build():
+    """_dask_images lists, per release, exactly the Pythons dask-docker builds images for; the default is its
+    newest tag; the README says which published Pythons are not offered, and why."""
+    upstream = json.loads((TEMPLATE / "tests" / "data" / "dask-docker-builds.json").read_text())
+    for release, pythons in CONTEXT["_dask_images"].items():
+        assert release in upstream["builds"], f"dask-docker has no {release} tag: no image"
+        assert pythons == upstream["builds"][release]["python"], release
+    assert CONTEXT["dask_version"] == upstream["newest_tag"]
+    readme = (TEMPLATE / "README.md").read_text()
+    section = readme.split("## Supported versions", 1)[1].split("\n## ", 1)[0]
+    for release, pythons in CONTEXT["_dask_images"].items():
+        offered = [p for p in pythons if p in CONTEXT["_supported_python"]]
+        not_offered = [p for p in pythons if p not in CONTEXT["_supported_python"]]
+        row = next(line for line in section.splitlines() if line.startswith(f"| {release} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == ", ".join(pythons) and cells[2] == ", ".join(offered), row
+        for python in not_offered:
+            assert re.search(rf"{re.escape(python)}: \w+", cells[3]), f"python {python}: no reason given in {row}"
