@@ -162,7 +162,8 @@ def sklearn_pipeline(model: Model) -> Any:
 # -- the three ways to score ----------------------------------------------------------------------
 def run_flow(root: Path, model_url: str, dataset_url: str, env: dict[str, Any]) -> dict[str, float]:
     with pipeline_env(**env, data_url=root):
-        wall, result = timed(lambda: flows.score_flow(data_url=str(root), model_url=model_url, dataset_url=dataset_url))
+        wall, run = timed(lambda: flows.score_flow(data_url=str(root), model_url=model_url, dataset_url=dataset_url))
+    result = run["scoring"]
     shutil.rmtree(root / "predictions", ignore_errors=True)
     return {"wall": wall, "scoring": result["seconds"], "rows": result["rows"] + result["quarantined_rows"]}
 

@@ -1,6 +1,7 @@
 """Slow: baked projects are installed with Poetry and run their own commands, as a user would."""
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -23,6 +24,7 @@ NON_DEFAULT = {
     "max_workers": "16",
     "log_retention_days": "90",
     "ci": "none",
+    "code_source": "git",
 }
 # What the "older" template revision lacks; the update must bring it in.
 ADDED_LATER = "{{cookiecutter.project_slug}}/tests/deploy/test_pins.py"
@@ -112,6 +114,12 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
     proc = project.make("test", PYTEST_ADDOPTS="-m 'not slow'")
     assert " passed" in proc.stdout and " failed" not in proc.stdout
     assert "test_pins.py" in project.run("poetry", "run", "pytest", "--collect-only", "-q").stdout
+
+    # The git code path, rehearsed: the project committed to a bare repository, cloned by the pull steps.
+    out = project.make("rehearse", timeout=1500).stdout
+    assert "rehearsal PASSED: flow run Completed" in out, out[-4000:]
+    assert re.search(r"code from git: file://\S+/project\.git \(branch main\)", out)
+    assert "project code from" in out  # the flow run sent the clone's package to the Dask worker
 
 
 def revision_before_layout() -> str:

@@ -38,13 +38,3 @@ def test_rehearsal_reaches_a_completed_flow_run(installed_project):
     assert "stopping everything started here" in out
     if Path("/proc/self/cmdline").exists():
         assert _leftovers(installed_project.path) == []
-
-    # The other code path from the same project: code cloned from git (a local bare repository).
-    proc = installed_project.make("rehearse", timeout=1500, CODE_SOURCE="git")
-    out = proc.stdout
-    assert "rehearsal PASSED: flow run Completed" in out, out[-4000:] + proc.stderr[-4000:]
-    assert re.search(r"code from git: file://\S+/project\.git \(branch main\)", out)
-    assert re.search(r"flow run '[^']+' of batch-pipeline/batch-pipeline-local-git: Completed", out)
-    assert "project code from" in out  # the flow run sent the clone's package to the Dask worker
-    if Path("/proc/self/cmdline").exists():
-        assert _leftovers(installed_project.path) == []
