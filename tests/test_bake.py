@@ -33,6 +33,7 @@ DEFAULT_FILES = {
     "infrastructure/infra/__init__.py",
     "infrastructure/infra/compute.py",
     "infrastructure/infra/identity.py",
+    "infrastructure/infra/log_retention_days.json",
     "infrastructure/infra/logs.py",
     "infrastructure/infra/network.py",
     "infrastructure/infra/registry.py",
@@ -152,6 +153,7 @@ VARIATIONS = [
     ),
     ({"log_retention_days": "7"}, {"infrastructure/Pulumi.yaml": "default: 7"}),
     ({"log_retention_days": "365"}, {"infrastructure/Pulumi.yaml": "default: 365"}),
+    ({"log_retention_days": "3653"}, {"infrastructure/Pulumi.yaml": "default: 3653"}),
     ({"ci": "none"}, {"README.md": None}),
     (
         {"code_source": "git"},
