@@ -28,6 +28,7 @@ DEFAULT_FILES = {
     "README.md",
     "RELIABILITY.md",
     "automations.yaml",
+    "conftest.py",
     "infrastructure/Pulumi.yaml",
     "infrastructure/__main__.py",
     "infrastructure/infra/__init__.py",
