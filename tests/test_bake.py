@@ -1,5 +1,6 @@
 """Baking the template: file sets, every choice, every supported version pair, lint-clean output."""
 
+import fnmatch
 import re
 import subprocess
 import sys
@@ -302,6 +303,19 @@ def test_every_supported_pair_gets_its_image(cookies, dask, python):
     assert project.read(".python-version").strip() == python
     minor = int(python.split(".")[1])
     assert tomllib.loads(project.read("pyproject.toml"))["project"]["requires-python"] == f">={python},<3.{minor + 1}"
+
+
+def test_files_copied_without_rendering_hold_no_jinja():
+    """`_copy_without_render` saves the bake a Jinja compile per file; it may list plain files only."""
+    root = TEMPLATE / "{{cookiecutter.project_slug}}"
+    files = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    for pattern in CONTEXT["_copy_without_render"]:
+        matched = [rel for rel in files if fnmatch.fnmatch(rel, pattern)]
+        assert matched, f"{pattern!r} in _copy_without_render matches no template file"
+        for rel in matched:
+            assert not re.search(r"\{\{|\{%|\{#", (root / rel).read_text()), (
+                f"{rel} has Jinja but is copied without rendering: take {pattern!r} out of _copy_without_render"
+            )
 
 
 def test_supported_table_is_consistent():
