@@ -97,6 +97,7 @@ DEFAULT_FILES = {
     "tests/runtime/faults.py",
     "tests/runtime/test_cost.py",
     "tests/runtime/test_faults.py",
+    "tests/runtime/test_memory.py",
     "tests/runtime/test_reports_notifications.py",
     "tests/runtime/test_units.py",
     "tests/test_pipeline.py",
