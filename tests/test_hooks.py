@@ -3,9 +3,14 @@
 import importlib.util
 import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
+from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
 
 from tests.baked import CONTEXT, TEMPLATE, bake
 
@@ -233,3 +238,50 @@ def test_a_long_project_name_bake_stops_with_the_way_out_and_the_way_out_works(c
     suggested = re.search(r"project_slug=([a-z0-9-]+)`", line)[1]
     project = bake(cookies, project_name=LONG_NAME, project_slug=suggested)
     assert project.path.name == suggested and project.package == suggested.replace("-", "_")
+
+
+# --- the post-gen hook runs the project's own pin checker, in its own process ---
+
+
+def _template_copy(dest: Path) -> Path:
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=TEMPLATE,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    for rel in files:
+        if (TEMPLATE / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(TEMPLATE / rel, dest / rel)
+    return dest
+
+
+PINS = "{{cookiecutter.project_slug}}/src/{{cookiecutter.package_name}}/deploy/pins.py"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("{{cookiecutter.project_slug}}/.python-version", "3.99\n"), ".python-version:1: python 3.99 here, but"),
+        ((PINS, "raise RuntimeError('checker broke')\n"), "RuntimeError: checker broke"),
+    ],
+    ids=["pins-disagree", "checker-crashes"],
+)
+def test_a_failing_pin_check_fails_the_bake_with_its_reason(tmp_path, capfd, edit, expected):
+    template = _template_copy(tmp_path / "template")
+    rel, text = edit
+    path = template / rel
+    path.write_text(text if rel.endswith(".python-version") else path.read_text() + text)
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(template), no_input=True, output_dir=str(tmp_path / "out"))
+    err = capfd.readouterr().err
+    assert expected in err
+    assert "ERROR: the generated project failed its own pin check (see above)" in err
+
+
+def test_the_pin_check_leaves_no_bytecode_in_the_project(cookies):
+    project = bake(cookies)
+    assert not list(project.path.rglob("__pycache__"))
+    assert not list(project.path.rglob("*.pyc"))

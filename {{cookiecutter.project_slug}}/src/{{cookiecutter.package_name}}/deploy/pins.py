@@ -25,7 +25,7 @@ import argparse
 import json
 import re
 import sys
-from dataclasses import dataclass, field
+from collections import namedtuple
 from pathlib import Path
 
 IMAGE_RE = re.compile(r"ghcr\.io/dask/dask:(?P<tag>[^\s\"'`]+)")
@@ -60,24 +60,21 @@ SKIP_DIRS = {
 }
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One place that names a version: `file:line` says `what` is `value`."""
+# A namedtuple, not a dataclass: importing dataclasses (or typing) cost the post-gen hook more than the check.
+class Claim(namedtuple("Claim", "file line what value")):
+    """One place that names a version: `file:line` says `what` (python: a minor like 3.12, or dask) is `value`."""
 
-    file: str
-    line: int
-    what: str  # "python" (minor, e.g. 3.12) or "dask"
-    value: str
+    __slots__ = ()
 
     @property
     def where(self) -> str:
         return f"{self.file}:{self.line}"
 
 
-@dataclass
 class Report:
-    claims: list[Claim] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.claims: list[Claim] = []
+        self.problems: list[str] = []
 
     def claim(self, file: str, line: int, what: str, value: str) -> None:
         self.claims.append(Claim(file, line, what, value))
