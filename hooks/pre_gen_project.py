@@ -41,19 +41,41 @@ def _single_line(field: str, value: str, max_len: int) -> str | None:
 
 
 def _choice(ctx: dict, field: str, allowed: list[str]) -> str | None:
+    """For free-text answers checked against a list (choice prompts are checked by cookiecutter itself)."""
     value = ctx[field]
     if str(value) not in allowed:
         return f"{field} {_show(value)} is not allowed: choose one of {', '.join(allowed)}"
     return None
 
 
-def check_slug(slug: str) -> str | None:
+def check_slug(slug: str, derived_from: str | None = None) -> str | None:
+    """``derived_from``: the project_name the slug was derived from (the user typed no slug), else None."""
     if len(slug) < 3 or len(slug) > SLUG_MAX or not SLUG_RE.match(slug):
+        rule = (
+            f"3-{SLUG_MAX} characters, lowercase letters, digits and single hyphens, starting with a letter "
+            "(it names the repo, S3 bucket, ECR repo and IAM roles)"
+        )
+        if derived_from is None:
+            return f"project_slug {_show(slug)} is not allowed: {rule}"
         return (
-            f"project_slug {_show(slug)} is not allowed: 3-{SLUG_MAX} characters, lowercase letters, "
-            "digits and single hyphens, starting with a letter (it names the repo, S3 bucket, ECR repo and IAM roles)"
+            f"project_slug {_show(slug)}, derived from project_name {_show(derived_from)}, is not allowed: {rule}; "
+            f"give a project_slug yourself (at its prompt, or `cookiecutter ... project_slug={suggest_slug(slug)}`)"
         )
     return None
+
+
+def suggest_slug(slug: str) -> str:
+    """A valid slug close to ``slug``: cut at a hyphen to fit, a letter in front if needed, else a placeholder."""
+    words = [w for w in re.split(r"[^a-z0-9]+", slug.lower()) if w]
+    if words and not words[0][0].isalpha():
+        words.insert(0, "project")
+    out = ""
+    for word in words:
+        candidate = f"{out}-{word}" if out else word
+        if len(candidate) > SLUG_MAX:
+            break
+        out = candidate
+    return out if len(out) >= 3 and SLUG_RE.match(out) else "my-project"
 
 
 def check_package(name: str, reserved: list[str]) -> str | None:
@@ -71,8 +93,7 @@ def check_package(name: str, reserved: list[str]) -> str | None:
 
 
 def check_versions(python: str, dask: str, supported: list[str], images: dict[str, list[str]]) -> str | None:
-    if python not in supported:
-        return f"python_version {_show(python)} is not allowed: choose one of {', '.join(supported)}"
+    """``python`` is one of the python_version choices (cookiecutter refuses others); ``dask`` is free text."""
     if not DASK_VERSION_RE.match(dask):
         return f"dask_version {_show(dask)} is not allowed: a Dask release such as {max(images)}"
     if dask not in images:
@@ -114,6 +135,14 @@ def check_access_cidr(value: str) -> str | None:
     return None
 
 
+def check_log_retention(value: object, allowed: list[int]) -> str | None:
+    """One of CloudWatch's retention periods (``_log_retention_days``, the list infrastructure/ reads too)."""
+    if str(value) not in {str(days) for days in allowed}:
+        days = ", ".join(str(d) for d in allowed)
+        return f"log_retention_days {_show(value)} is not allowed: one of the periods CloudWatch accepts ({days})"
+    return None
+
+
 def as_bool(value: object) -> bool | None:
     if isinstance(value, bool):
         return value
@@ -127,11 +156,19 @@ def check_int(field: str, value: object, low: int, high: int) -> str | None:
     return None
 
 
-def validate(ctx: dict) -> list[str]:
-    """Return one message per invalid answer (empty when all are valid)."""
+def validate(ctx: dict, derived_slug: str | None = None) -> list[str]:
+    """Return one message per invalid answer (empty when all are valid).
+
+    Choice answers (python_version, nat_strategy, worker_vcpus, ci, code_source) are not checked
+    here: cookiecutter refuses a value outside their lists before this hook runs (and replaces one
+    from a config file's default_context by the first choice). A yes/no answer can still arrive as
+    another value (a number in a config file), so use_fargate_spot is checked. ``derived_slug`` is
+    the slug cookiecutter derives from project_name when none is typed.
+    """
+    slug_source = ctx["project_name"] if derived_slug is not None and ctx["project_slug"] == derived_slug else None
     errors = [
         _single_line("project_name", ctx["project_name"], 80),
-        check_slug(ctx["project_slug"]),
+        check_slug(ctx["project_slug"], slug_source),
         check_package(ctx["package_name"], ctx["_reserved_names"]),
         _single_line("description", ctx["description"], 200),
         _single_line("author_name", ctx["author_name"], 100),
@@ -142,19 +179,11 @@ def validate(ctx: dict) -> list[str]:
         _choice(ctx, "aws_region", ctx["_aws_regions"]),
         check_vpc_cidr(ctx["vpc_cidr"]),
         check_access_cidr(ctx["dask_access_cidr"]),
-        _choice(ctx, "nat_strategy", ["single", "per-az"]),
         None
         if as_bool(ctx["use_fargate_spot"]) is not None
         else f"use_fargate_spot {_show(ctx['use_fargate_spot'])} is not allowed: yes or no",
-        _choice(ctx, "worker_vcpus", ["1", "2", "4"]),
         check_int("max_workers", ctx["max_workers"], 1, 100),
-        _choice(
-            ctx,
-            "log_retention_days",
-            ["1", "3", "5", "7", "14", "30", "60", "90", "120", "150", "180", "365", "400", "545", "731"],
-        ),
-        _choice(ctx, "ci", ["github", "none"]),
-        _choice(ctx, "code_source", ["image", "git"]),
+        check_log_retention(ctx["log_retention_days"], ctx["_log_retention_days"]),
     ]
     return [e for e in errors if e]
 
@@ -186,7 +215,12 @@ def remove_created_parents(project_dir: Path, slug: str) -> None:
 
 def main() -> int:
     ctx = json.loads(r"""{{ cookiecutter | tojson }}""")
-    errors = validate(ctx)
+    # What project_slug's default in cookiecutter.json gives for this project_name (a test keeps the two equal);
+    # spaces inside the quotes: a JSON string's own quote must not touch the closing triple quote.
+    derived_slug = json.loads(
+        r""" {{ (cookiecutter.project_name|slugify or cookiecutter.project_name|trim or '-') | tojson }} """
+    )
+    errors = validate(ctx, derived_slug)
     if errors:
         # The first problem only: later answers are often derived from it (slug -> package_name).
         print(f"ERROR: {errors[0]}", file=sys.stderr)

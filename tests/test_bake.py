@@ -1,5 +1,6 @@
 """Baking the template: file sets, every choice, every supported version pair, lint-clean output."""
 
+import fnmatch
 import json
 import re
 import subprocess
@@ -30,11 +31,13 @@ DEFAULT_FILES = {
     "README.md",
     "RELIABILITY.md",
     "automations.yaml",
+    "conftest.py",
     "infrastructure/Pulumi.yaml",
     "infrastructure/__main__.py",
     "infrastructure/infra/__init__.py",
     "infrastructure/infra/compute.py",
     "infrastructure/infra/identity.py",
+    "infrastructure/infra/log_retention_days.json",
     "infrastructure/infra/logs.py",
     "infrastructure/infra/network.py",
     "infrastructure/infra/registry.py",
@@ -96,6 +99,7 @@ DEFAULT_FILES = {
     "tests/runtime/faults.py",
     "tests/runtime/test_cost.py",
     "tests/runtime/test_faults.py",
+    "tests/runtime/test_memory.py",
     "tests/runtime/test_reports_notifications.py",
     "tests/runtime/test_units.py",
     "tests/test_pipeline.py",
@@ -154,6 +158,7 @@ VARIATIONS = [
     ),
     ({"log_retention_days": "7"}, {"infrastructure/Pulumi.yaml": "default: 7"}),
     ({"log_retention_days": "365"}, {"infrastructure/Pulumi.yaml": "default: 365"}),
+    ({"log_retention_days": "3653"}, {"infrastructure/Pulumi.yaml": "default: 3653"}),
     ({"ci": "none"}, {"README.md": None}),
     (
         {"code_source": "git"},
@@ -302,6 +307,19 @@ def test_every_supported_pair_gets_its_image(cookies, dask, python):
     assert project.read(".python-version").strip() == python
     minor = int(python.split(".")[1])
     assert tomllib.loads(project.read("pyproject.toml"))["project"]["requires-python"] == f">={python},<3.{minor + 1}"
+
+
+def test_files_copied_without_rendering_hold_no_jinja():
+    """`_copy_without_render` saves the bake a Jinja compile per file; it may list plain files only."""
+    root = TEMPLATE / "{{cookiecutter.project_slug}}"
+    files = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    for pattern in CONTEXT["_copy_without_render"]:
+        matched = [rel for rel in files if fnmatch.fnmatch(rel, pattern)]
+        assert matched, f"{pattern!r} in _copy_without_render matches no template file"
+        for rel in matched:
+            assert not re.search(r"\{\{|\{%|\{#", (root / rel).read_text()), (
+                f"{rel} has Jinja but is copied without rendering: take {pattern!r} out of _copy_without_render"
+            )
 
 
 def test_supported_table_is_consistent():

@@ -60,12 +60,54 @@ def template_history(dest):
     return old, git(dest, "rev-parse", "HEAD")
 
 
+# What a user's shell may hold when they type `make -s test`. Each one changed a test's outcome (MAKEFLAGS=s
+# hid the commands `make security` echoes; AWS_ENDPOINT_URL sent the moto clients elsewhere) until the
+# generated conftest.py removed them. Every address is a closed port on loopback.
+HOSTILE_ENV = {
+    "PREFECT_API_URL": "http://127.0.0.1:9/api",
+    "PREFECT_API_KEY": "hostile",
+    "PREFECT_LOGGING_LEVEL": "CRITICAL",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "true",
+    "PREFECT_TASKS_DEFAULT_RETRIES": "3",
+    "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+    "AWS_PROFILE": "hostile-no-such-profile",
+    "AWS_ACCESS_KEY_ID": "hostile",
+    "AWS_SECRET_ACCESS_KEY": "hostile",
+    "AWS_DEFAULT_REGION": "ap-south-1",
+    "AWS_REGION": "ap-south-1",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    "PIPELINE_CLUSTER": "existing",
+    "PIPELINE_SCHEDULER_ADDRESS": "tcp://127.0.0.1:9",
+    "PIPELINE_DATA_URL": "s3://hostile-bucket/data",
+    "PIPELINE_N_WORKERS": "7",
+    "PIPELINE_PROCESSES": "true",
+    "PIPELINE_MEMORY_LIMIT": "3GiB",
+    "PIPELINE_RETRIES": "5",
+    "PIPELINE_SAMPLE_SCORE_ROWS": "5",
+    "POETRY_REQUESTS_TIMEOUT": "1",
+    "POETRY_ACTIVE": "1",
+    "PULUMI_CONFIG_PASSPHRASE": "hostile",
+}
+
+
 @pytest.mark.xdist_group("installed")
 def test_default_project_passes_its_own_checks(installed_project: BakedProject):
     installed_project.make("check-pins")
     installed_project.make("lint")
-    proc = installed_project.make("test")
+
+
+@pytest.mark.xdist_group("installed")
+def test_default_project_suite_passes_under_the_callers_make_flags_and_environment(installed_project: BakedProject):
+    """The generated suite, all of it, run the way a user with a busy shell runs it: `make -s test`.
+
+    This is the one run of the generated suite in the template's tests (a clean environment adds
+    nothing: the suite removes what it inherits, and the harness's own variables are present here too).
+    """
+    prefect_home = installed_project.path.parent / ".hostile-prefect-home"
+    proc = installed_project.make("-s", "test", PREFECT_HOME=str(prefect_home), **HOSTILE_ENV)
     assert " passed" in proc.stdout and " failed" not in proc.stdout
+    (header,) = [line for line in proc.stdout.splitlines() if line.startswith("inherited environment removed")]
+    assert all(name in header for name in ("MAKEFLAGS", "PREFECT_HOME", *HOSTILE_ENV)), header
 
 
 @pytest.mark.xdist_group("installed")
@@ -74,11 +116,15 @@ def test_default_project_runs_its_sample_pipeline(installed_project: BakedProjec
     out = proc.stdout
     assert "quarantined" in out.lower(), out[-3000:]
     assert "predictions" in out.lower(), out[-3000:]
+    # The run summary, printed once: by the CLI, not also through the flow's log.
+    first = re.search(r"^run \S+ succeeded in [0-9.]+s$", out, re.M)
+    assert first, out[-3000:]
+    both = proc.stdout + proc.stderr
+    assert both.count(first.group()) == 1 and both.count("predictions:  ") == 1, both[-6000:]
     # The CLI as the README shows it, without make's environment: Prefect's telemetry stays quiet.
     slug = installed_project.context["project_slug"]
     direct = installed_project.run("poetry", "run", slug, "run", unset=("PREFECT_SERVER_ANALYTICS_ENABLED",))
     assert "Traceback" not in direct.stderr and "database is locked" not in direct.stderr, direct.stderr[-3000:]
-    assert direct.stdout.count("predictions:") == 1  # the summary, once
 
 
 @pytest.mark.xdist_group("non-default")

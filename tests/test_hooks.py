@@ -1,10 +1,18 @@
 """The pre-gen hook's rules, called directly (fast), and its refusals seen through a real bake."""
 
 import importlib.util
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
+from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
 
-from tests.baked import CONTEXT, TEMPLATE
+from tests.baked import CONTEXT, TEMPLATE, bake
 
 
 def _load_hook(name):
@@ -55,7 +63,6 @@ def test_defaults_are_valid():
         ("package_name", "pulumi", "shadow the module 'pulumi'"),
         ("package_name", "1scoring", "Python identifier"),
         ("package_name", "my-pkg", "Python identifier"),
-        ("python_version", "3.10", "choose one of 3.11, 3.12, 3.13"),
         ("dask_version", "2026.8.0", "no published ghcr.io/dask/dask image"),
         ("dask_version", "2025.9.0", "no published ghcr.io/dask/dask image"),
         ("dask_version", "latest", "a Dask release such as"),
@@ -69,14 +76,13 @@ def test_defaults_are_valid():
         ("dask_access_cidr", "0.0.0.0/1", "never 0.0.0.0/0"),
         ("dask_access_cidr", "::/0", "IPv4 network"),
         ("dask_access_cidr", "203.0.113.7/33", "IPv4 network"),
-        ("nat_strategy", "none", "single, per-az"),
         ("use_fargate_spot", "maybe", "yes or no"),
-        ("worker_vcpus", "3", "1, 2, 4"),
         ("max_workers", "0", "from 1 to 100"),
         ("max_workers", "101", "from 1 to 100"),
         ("max_workers", "eight", "from 1 to 100"),
-        ("log_retention_days", "10", "choose one of"),
-        ("ci", "jenkins", "github, none"),
+        ("log_retention_days", "10", "one of the periods CloudWatch accepts (1, 3, 5, 7, 14, 30,"),
+        ("log_retention_days", "030", "3288, 3653)"),
+        ("log_retention_days", "forever", "periods CloudWatch accepts"),
         ("author_email", "nobody", "e-mail address"),
         ("project_name", "", "is empty"),
         ("project_name", "two\nlines", "one line"),
@@ -147,8 +153,135 @@ def test_refused_bake_prints_one_line_and_leaves_nothing(cookies, capfd, tmp_pat
     assert list((tmp_path / "cookies" / "bake00").iterdir()) == []
 
 
-def test_answer_outside_a_choice_list_is_refused_by_cookiecutter(cookies, tmp_path):
-    result = cookies.bake(extra_context={"python_version": "3.9"})
+CHOICES = {k: v for k, v in CONTEXT.items() if isinstance(v, list) and not k.startswith("_")}
+
+
+def test_choice_prompts_are_the_ones_the_hook_leaves_to_cookiecutter():
+    assert set(CHOICES) == {"python_version", "nat_strategy", "worker_vcpus", "ci", "code_source"}
+
+
+OUTSIDE = [("python_version", "3.10"), ("nat_strategy", "none"), ("worker_vcpus", "3"), ("ci", "jenkins"),
+           ("code_source", "s3")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("field", "value"), OUTSIDE)
+def test_answer_outside_a_choice_list_is_refused_by_cookiecutter(cookies, tmp_path, field, value):
+    """The hook has no check for choice answers: cookiecutter refuses them first, naming the choices."""
+    assert value not in CHOICES[field]
+    result = cookies.bake(extra_context={field: value})
     assert result.exit_code != 0 and result.project_path is None
-    assert "3.9" in str(result.exception)
+    message = str(result.exception)
+    assert f"{value} provided for choice variable {field}" in message
+    assert all(choice in message for choice in CHOICES[field])
     assert not any((tmp_path / "cookies").rglob("*"))
+
+
+# --- log retention: one list (cookiecutter.json's _log_retention_days) for the hook and the infrastructure ---
+
+
+@pytest.mark.parametrize("days", CONTEXT["_log_retention_days"])
+def test_every_cloudwatch_retention_period_is_accepted(days):
+    assert pre_gen.validate(answers(log_retention_days=str(days))) == []
+
+
+def test_the_retention_default_and_prompt_examples_are_in_the_list():
+    allowed = CONTEXT["_log_retention_days"]
+    assert len(allowed) == len(set(allowed)) == 22 and allowed == sorted(allowed)
+    assert int(CONTEXT["log_retention_days"]) in allowed
+    examples = re.findall(r"\d+", CONTEXT["__prompts__"]["log_retention_days"])
+    assert examples and all(int(days) in allowed for days in examples)
+
+
+def test_the_infrastructure_reads_the_same_retention_list(cookies):
+    project = bake(cookies, log_retention_days="3653")
+    assert json.loads(project.read("infrastructure/infra/log_retention_days.json")) == CONTEXT["_log_retention_days"]
+    assert "LOG_RETENTION_DAYS = (" not in project.read("infrastructure/infra/settings.py")  # data, not a copy
+    assert yaml.safe_load(project.read("infrastructure/Pulumi.yaml"))["config"]["log_retention_days"]["default"] == 3653
+
+
+# --- a slug derived from a long project_name ---
+
+LONG_NAME = "Customer Lifetime Value Propensity Scoring"  # 42 characters: its slug is too long
+
+
+def test_derived_slug_refusal_says_where_it_came_from_and_how_to_pass_one():
+    slug = "customer-lifetime-value-propensity-scoring"
+    (error,) = pre_gen.validate(answers(project_name=LONG_NAME, project_slug=slug), derived_slug=slug)
+    assert error.startswith(f"project_slug '{slug}', derived from project_name '{LONG_NAME}', is not allowed: 3-32")
+    assert "project_slug=customer-lifetime-value`" in error
+    assert pre_gen.check_slug("customer-lifetime-value") is None
+
+
+def test_a_typed_slug_is_refused_without_mentioning_the_name():
+    (error,) = pre_gen.validate(answers(project_slug="a" * 33), derived_slug="batch-scoring")
+    assert error.startswith("project_slug 'aaa") and "derived" not in error
+
+
+@pytest.mark.parametrize(
+    "slug", ["customer-lifetime-value-propensity-scoring", "x" * 80, "42-is-the-answer", "a", "!!!", "a--b", "-x-"]
+)
+def test_the_suggested_slug_is_always_valid(slug):
+    assert pre_gen.check_slug(pre_gen.suggest_slug(slug)) is None
+
+
+def test_the_hook_derives_the_slug_as_cookiecutter_json_does():
+    source = (TEMPLATE / "hooks" / "pre_gen_project.py").read_text()
+    (expression,) = re.findall(r'r""" \{\{ \((.+)\) \| tojson \}\} """', source)
+    assert CONTEXT["project_slug"] == "{{ " + expression + " }}"
+
+
+def test_a_long_project_name_bake_stops_with_the_way_out_and_the_way_out_works(cookies, capfd):
+    refused = cookies.bake(extra_context={"project_name": LONG_NAME})
+    assert refused.exit_code != 0
+    (line,) = [x for x in capfd.readouterr().err.splitlines() if x.startswith("ERROR: ")]
+    assert f"derived from project_name '{LONG_NAME}'" in line
+    suggested = re.search(r"project_slug=([a-z0-9-]+)`", line)[1]
+    project = bake(cookies, project_name=LONG_NAME, project_slug=suggested)
+    assert project.path.name == suggested and project.package == suggested.replace("-", "_")
+
+
+# --- the post-gen hook runs the project's own pin checker, in its own process ---
+
+
+def _template_copy(dest: Path) -> Path:
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=TEMPLATE,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    for rel in files:
+        if (TEMPLATE / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(TEMPLATE / rel, dest / rel)
+    return dest
+
+
+PINS = "{{cookiecutter.project_slug}}/src/{{cookiecutter.package_name}}/deploy/pins.py"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("{{cookiecutter.project_slug}}/.python-version", "3.99\n"), ".python-version:1: python 3.99 here, but"),
+        ((PINS, "raise RuntimeError('checker broke')\n"), "RuntimeError: checker broke"),
+    ],
+    ids=["pins-disagree", "checker-crashes"],
+)
+def test_a_failing_pin_check_fails_the_bake_with_its_reason(tmp_path, capfd, edit, expected):
+    template = _template_copy(tmp_path / "template")
+    rel, text = edit
+    path = template / rel
+    path.write_text(text if rel.endswith(".python-version") else path.read_text() + text)
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(template), no_input=True, output_dir=str(tmp_path / "out"))
+    err = capfd.readouterr().err
+    assert expected in err
+    assert "ERROR: the generated project failed its own pin check (see above)" in err
+
+
+def test_the_pin_check_leaves_no_bytecode_in_the_project(cookies):
+    project = bake(cookies)
+    assert not list(project.path.rglob("__pycache__"))
+    assert not list(project.path.rglob("*.pyc"))

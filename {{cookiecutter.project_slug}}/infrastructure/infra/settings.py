@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 
 NAT_STRATEGIES = ("single", "per-az")
-# The values CloudWatch Logs accepts for a log group's retention.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731)
-LOG_RETENTION_DAYS += (1096, 1827, 2192, 2557, 2922, 3288, 3653)
+# The periods CloudWatch Logs accepts for a log group's retention: the template's list (the one its
+# log_retention_days answer was checked against), kept here as data.
+LOG_RETENTION_DAYS = tuple(json.loads(Path(__file__).with_name("log_retention_days.json").read_text()))
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ import argparse
 import json
 import re
 import sys
-import urllib.request
-from dataclasses import dataclass, field
+from collections import namedtuple
 from pathlib import Path
 
 IMAGE_RE = re.compile(r"ghcr\.io/dask/dask:(?P<tag>[^\s\"'`]+)")
+IMAGE_PREFIX = "ghcr.io/dask/dask:"  # in every line IMAGE_RE matches
 IMAGE_TAG_RE = re.compile(r"^(?P<dask>\d{4}\.\d{1,2}\.\d+)-py(?P<python>\d+\.\d+)$")
 PIN_RE = re.compile(
     r"""^\s*["'](?P<name>dask|distributed)(?:\[[^\]]*\])?\s*(?P<op>[=<>!~]=?=?)\s*(?P<version>[^"';,\s]+)"""
@@ -60,24 +60,21 @@ SKIP_DIRS = {
 }
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One place that names a version: `file:line` says `what` is `value`."""
+# A namedtuple, not a dataclass: importing dataclasses (or typing) cost the post-gen hook more than the check.
+class Claim(namedtuple("Claim", "file line what value")):
+    """One place that names a version: `file:line` says `what` (python: a minor like 3.12, or dask) is `value`."""
 
-    file: str
-    line: int
-    what: str  # "python" (minor, e.g. 3.12) or "dask"
-    value: str
+    __slots__ = ()
 
     @property
     def where(self) -> str:
         return f"{self.file}:{self.line}"
 
 
-@dataclass
 class Report:
-    claims: list[Claim] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.claims: list[Claim] = []
+        self.problems: list[str] = []
 
     def claim(self, file: str, line: int, what: str, value: str) -> None:
         self.claims.append(Claim(file, line, what, value))
@@ -147,6 +144,8 @@ def read_image_tags(root: Path, report: Report) -> None:
         rel = path.relative_to(root).as_posix()
         if rel.endswith("pins.py"):
             continue
+        if IMAGE_PREFIX not in path.read_text(encoding="utf-8", errors="replace"):
+            continue  # no line can match: most files name no image, and reading them line by line was the slow part
         for no, text in _lines(path):
             for m in IMAGE_RE.finditer(text):
                 tag = IMAGE_TAG_RE.match(m["tag"])
@@ -265,6 +264,8 @@ def image_tags(fetch=None, page_size: int = 1000) -> set[str]:
 
 
 def _fetch_json(url: str, token: str | None) -> dict:
+    import urllib.request  # here, not at the top: it costs more than the whole check, which never needs it
+
     if not url.startswith(REGISTRY + "/"):
         raise ValueError(f"refusing to fetch {url!r}: only {REGISTRY} is asked")
     headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -16,6 +16,8 @@ PIPELINE_THREADS_PER_WORKER      threads per local worker (1)
 PIPELINE_PROCESSES               local workers in processes instead of threads (false)
 PIPELINE_MEMORY_LIMIT            memory limit per local worker, e.g. ``2GiB`` (``auto``)
 PIPELINE_WORKER_TIMEOUT          seconds to wait for the first worker (300)
+PIPELINE_PAUSED_TIMEOUT          seconds every worker may stay paused (memory full) with no task
+                                 finishing before the step fails, naming a limit that fits (120)
 PIPELINE_IMAGE                   image for Fargate workers (the project image in ECR)
 PIPELINE_AWS_OUTPUTS             Pulumi stack outputs as JSON text (``fargate`` mode)
 PIPELINE_AWS_OUTPUTS_FILE        ... or a file holding them (``pulumi stack output --json``)
@@ -67,6 +69,7 @@ class Settings:
     processes: bool = False
     memory_limit: str = "auto"
     worker_timeout: float = 300.0
+    paused_timeout: float = 120.0
     image: str | None = None
     aws_outputs: str | None = None
     aws_outputs_file: str | None = None
@@ -135,6 +138,8 @@ class Settings:
             raise ConfigError(f"PIPELINE_MAX_QUARANTINE_FRACTION={self.max_quarantine_fraction}: must be in [0, 1]")
         if self.retries < 0 or self.retry_delay < 0 or self.task_timeout <= 0 or self.worker_timeout <= 0:
             raise ConfigError("PIPELINE_RETRIES/RETRY_DELAY must be >= 0 and timeouts > 0")
+        if self.paused_timeout <= 0:
+            raise ConfigError(f"PIPELINE_PAUSED_TIMEOUT={self.paused_timeout}: must be > 0 (seconds)")
         if "://" in self.data_url and not self.data_url.startswith(("s3://", "file://", "memory://")):
             raise ConfigError(f"PIPELINE_DATA_URL={self.data_url!r}: use a local directory or an s3:// URL")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from distributed import Client, as_completed
+from distributed import Client
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
@@ -25,7 +25,7 @@ from {{ cookiecutter.package_name }} import model as user_model
 from {{ cookiecutter.package_name }} import sample_data
 from {{ cookiecutter.package_name }}.runtime import storage
 from {{ cookiecutter.package_name }}.runtime.cancel import cancel_and_drain
-from {{ cookiecutter.package_name }}.runtime.cluster import ClusterVersionError
+from {{ cookiecutter.package_name }}.runtime.cluster import ClusterVersionError, as_completed_watched
 from {{ cookiecutter.package_name }}.runtime.model_store import ModelVersionError, load_model, read_info, save_model
 from {{ cookiecutter.package_name }}.runtime.quality import QualityGateError, quarantine_gate
 from {{ cookiecutter.package_name }}.runtime.scoring import score_file
@@ -70,11 +70,14 @@ def paths(settings: Settings) -> dict[str, str]:
     }
 
 
-def _progress(futures: list[Any], what: str, unit: str = "files") -> list[Any]:
-    """Wait for Dask futures, logging progress about every 20%; results in submission order."""
+def _progress(futures: list[Any], what: str, settings: Settings, unit: str = "files") -> list[Any]:
+    """Wait for Dask futures, logging progress about every 20%; results in submission order.
+
+    Fails (:class:`.cluster.WorkerMemoryError`) when every worker stays paused with nothing finishing.
+    """
     logger = get_run_logger()
     total, step = len(futures), max(1, len(futures) // 5)
-    for done, _ in enumerate(as_completed(futures), start=1):
+    for done, _ in enumerate(as_completed_watched(futures, settings), start=1):
         if done % step == 0 or done == total:
             logger.info("%s: %d/%d %s", what, done, total, unit)
     return [f.result() for f in futures]
@@ -108,7 +111,7 @@ def generate_sample(
             retries=settings.retries,
             pure=False,
         )
-        written = _progress(futures, f"generate {url.rsplit('/', 1)[-1]}")
+        written = _progress(futures, f"generate {url.rsplit('/', 1)[-1]}", settings)
         manifest = {"kind": "dataset", "rows": rows, "labelled": labelled, "files": written, "seed": settings.seed}
         storage.commit(staging, url, manifest, settings.storage_options, replace=True, update_latest=False)
     except BaseException:
@@ -233,7 +236,7 @@ def score_dataset(client: Client, settings: Settings, model_url: str, dataset_ur
             retries=settings.retries,
             pure=False,
         )
-        results = _progress(futures, "score")
+        results = _progress(futures, "score", settings)
         seconds = time.perf_counter() - t0
         scored = sum(r["scored"] for r in results)
         quarantined = sum(r["quarantined"] for r in results)

@@ -1,0 +1,40 @@
+"""The tests run in an environment of their own: what the caller exported does not change them.
+
+`make -s test` exports ``MAKEFLAGS=s`` to every ``make`` a test starts; a developer's shell may hold
+``PREFECT_API_URL`` (their Prefect server or Cloud), ``AWS_PROFILE`` (a real account), ``PIPELINE_*``
+(their data and cluster) or ``POETRY_*``. All of them are removed here, before any test module is
+imported (this file sits at the project root, so pytest loads it first whichever tests are selected);
+tests and fixtures set what they need. AWS clients read no profile file and ask no instance metadata
+endpoint, so no test reaches AWS by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+
+INHERITED_PREFIXES = ("PREFECT_", "AWS_", "PIPELINE_", "POETRY_", "PULUMI_")
+MAKE_VARIABLES = ("MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+TEST_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def isolate_from_the_caller(environ: MutableMapping[str, str]) -> list[str]:
+    """Remove inherited make flags and PREFECT_/AWS_/PIPELINE_/POETRY_/PULUMI_ variables; the names removed."""
+    removed = sorted(k for k in environ if k.startswith(INHERITED_PREFIXES) or k in MAKE_VARIABLES)
+    for key in removed:
+        del environ[key]
+    environ.update(TEST_DEFAULTS)
+    return removed
+
+
+REMOVED = isolate_from_the_caller(os.environ)
+
+
+def pytest_report_header(config) -> str:
+    names = ", ".join(REMOVED) if REMOVED else "none"
+    return f"inherited environment removed for the tests (see conftest.py): {names}"
