@@ -155,6 +155,7 @@ def validate(ctx: dict) -> list[str]:
         ),
         _choice(ctx, "ci", ["github", "none"]),
         _choice(ctx, "code_source", ["image", "git"]),
+        _choice(ctx, "tracking", ["none", "mlflow"]),
     ]
     return [e for e in errors if e]
 

@@ -29,6 +29,7 @@ def answers(**overrides):
         log_retention_days="30",
         ci="github",
         code_source="image",
+        tracking="none",
         dask_access_cidr=CONTEXT["vpc_cidr"],
     )
     ctx.update(overrides)
@@ -77,6 +78,7 @@ def test_defaults_are_valid():
         ("max_workers", "eight", "from 1 to 100"),
         ("log_retention_days", "10", "choose one of"),
         ("ci", "jenkins", "github, none"),
+        ("tracking", "wandb", "choose one of none, mlflow"),
         ("author_email", "nobody", "e-mail address"),
         ("project_name", "", "is empty"),
         ("project_name", "two\nlines", "one line"),
