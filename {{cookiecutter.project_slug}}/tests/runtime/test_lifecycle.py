@@ -145,7 +145,14 @@ def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shifted_one(
     assert same["drifted"] == [] and same["max_psi"] < 0.05, same["features"][:3]
     moved = drift.report(profile, drift.count(shifted(_valid(3, 5_000, False)), profile), 0.2)
     assert sorted(moved["drifted"]) == sorted(SCHEMA.feature_names)
-    assert moved["scoring_rows"] == 5_000
+    assert moved["counted_rows"] == 5_000
+    # Scoring counts a systematic sample of large record batches: the same shares, give or take sampling noise.
+    sampled = drift.Counter(profile, max_rows_per_batch=4096)
+    sampled.add(train)
+    assert sampled.rows == 4096
+    for name, spec in profile["features"].items():
+        assert sum(sampled.counts[name]) == 4096
+        assert drift.psi(spec["expected"], sampled.counts[name]) < 0.02, name
 
 
 # -- end to end --------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .columns import Schema
-from .drift import Counter
+from .drift import SAMPLE_ROWS_PER_BATCH, Counter
 from .storage import filesystem, open_write, parquet_options
 from .validation import REASON, MalformedFileError, check_file_schema, split_valid
 
@@ -67,7 +67,7 @@ def score_file(
     qwriter = qfile = None
     out = output_schema(schema)
     columns = schema.columns(labelled=False)
-    counter = Counter(profile) if profile else None
+    counter = Counter(profile, SAMPLE_ROWS_PER_BATCH) if profile else None
     try:
         with in_fs.open(in_path, "rb") as src, open_write(out_url, storage_options) as dst:
             try:
