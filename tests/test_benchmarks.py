@@ -84,6 +84,7 @@ def test_drift_benchmark_scores_the_same_files_with_and_without_counting(install
     assert [len(v) for v in figures["all_seconds"].values()] == [1, 1]
     without, with_ = figures["seconds_without_drift"], figures["seconds_with_drift"]
     assert figures["drift_cost_ratio"] == pytest.approx((with_ - without) / without, abs=0.01)
+    assert 0 < figures["rows_counted_for_drift"] <= 100_000 and figures["counting_share_of_scoring_cpu"] > 0
 
 
 def test_benchmarks_md_only_shows_options_the_scripts_accept():
