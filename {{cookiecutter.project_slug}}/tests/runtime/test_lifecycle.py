@@ -190,6 +190,14 @@ def test_a_worse_model_is_not_promoted_and_latest_is_unchanged(pipeline_env, mon
     rows = {r["metric"]: r for r in json.loads(artifacts["model-comparison-metrics"].data)}
     assert rows[QUALITY_GATE.metric]["current model"] == first["model"]["metrics"][QUALITY_GATE.metric]
 
+    # Compared on a fixed labelled reference set instead of the run's holdout: the same rule, the same outcome.
+    monkeypatch.setenv("PIPELINE_REFERENCE_DATASET_URL", datasets["train"])
+    third = flows.train_flow(dataset_url=datasets["train"])["model"]
+    assert third["comparison"]["evaluated_on"] == f"reference dataset {datasets['train']}"
+    assert not third["promoted"] and latest.read_bytes() == before
+    assert third["comparison"]["champion"] != first["model"]["metrics"]  # other rows than the holdout
+    monkeypatch.delenv("PIPELINE_REFERENCE_DATASET_URL")
+
     # By hand: promote the candidate anyway, then roll back; each is one write, recorded.
     capsys.readouterr()
     assert cli.main(["promote", "--model", candidate.rsplit("/", 1)[-1], "--reason", "checked by hand"]) == 0
@@ -201,7 +209,7 @@ def test_a_worse_model_is_not_promoted_and_latest_is_unchanged(pipeline_env, mon
     assert cli.main(["promote", "--model", "no-such-run"]) == cli.EXIT_FAILED
     assert storage.latest(str(pipeline_env / "models")) == champion
     actions = [e["action"] for e in promotion.events(str(pipeline_env / "models"))]
-    assert actions == ["promote", "candidate", "promote", "rollback"]
+    assert actions == ["promote", "candidate", "candidate", "promote", "rollback"]
 
 
 def _write_shifted(source: str, dest: Path) -> str:
