@@ -6,6 +6,8 @@ gate, promotion tolerance, seed), the holdout metrics and row counts, both model
 compared rows (``champion_*``), the decision (tag ``decision``: ``promoted`` / ``candidate``) with
 ``comparison.json``, the drift reference, and the model itself as an MLflow ``pyfunc`` model whose
 ``predict`` is the model's ``predict_proba`` (its URI is the run's ``mlflow_model_uri`` tag).
+If logging fails (tracking server down), the step fails before ``_LATEST`` moves: the new model stays a
+committed candidate, which ``make promote`` can still make current once the cause is fixed.
 
 =================================  =========================================================
 Variable                           Meaning (default)
