@@ -18,6 +18,7 @@ from pathlib import Path
 PRUNE = {
     ("ci", "none"): [".github"],
     ("code_source", "image"): ["src/{package}/runtime/git_checkout.py", "tests/runtime/test_git_checkout.py"],
+    ("tracking", "none"): ["src/{package}/runtime/tracking.py", "tests/runtime/test_tracking.py"],
 }
 
 

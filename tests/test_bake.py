@@ -72,10 +72,12 @@ DEFAULT_FILES = {
     "src/{package}/runtime/cli.py",
     "src/{package}/runtime/cluster.py",
     "src/{package}/runtime/columns.py",
+    "src/{package}/runtime/drift.py",
     "src/{package}/runtime/cost.py",
     "src/{package}/runtime/fargate.py",
     "src/{package}/runtime/model_store.py",
     "src/{package}/runtime/notifications.py",
+    "src/{package}/runtime/promotion.py",
     "src/{package}/runtime/prices.json",
     "src/{package}/runtime/quality.py",
     "src/{package}/runtime/reports.py",
@@ -99,6 +101,7 @@ DEFAULT_FILES = {
     "tests/runtime/faults.py",
     "tests/runtime/test_cost.py",
     "tests/runtime/test_faults.py",
+    "tests/runtime/test_lifecycle.py",
     "tests/runtime/test_memory.py",
     "tests/runtime/test_reports_notifications.py",
     "tests/runtime/test_units.py",
@@ -108,6 +111,7 @@ DEFAULT_FILES = {
 # Files only some answers generate, and files some answers remove.
 ONLY_WITH = {
     ("code_source", "git"): {"src/{package}/runtime/git_checkout.py", "tests/runtime/test_git_checkout.py"},
+    ("tracking", "mlflow"): {"src/{package}/runtime/tracking.py", "tests/runtime/test_tracking.py"},
 }
 REMOVED_BY = {
     ("ci", "none"): {".github/workflows/ci.yml", ".github/dependabot.yml"},
@@ -168,6 +172,15 @@ VARIATIONS = [
             f"{PKG}/runtime/cluster.py": "ship_to_workers",
             "README.md": None,
             ".github/workflows/ci.yml": "PIPELINE_GIT_BRANCH: ${{ github.ref_name }}",
+        },
+    ),
+    (
+        {"tracking": "mlflow"},
+        {
+            "pyproject.toml": '"mlflow-skinny',
+            f"{PKG}/runtime/steps.py": "log_training(",
+            "tests/conftest.py": "PIPELINE_MLFLOW_TRACKING_URI",
+            "README.md": None,
         },
     ),
     (
@@ -292,6 +305,16 @@ def test_each_answer_varied_alone(cookies, default_bake, answers, must_change):
         assert mine != theirs, f"{answers}: {rel} is the same as in the default bake: the answer was ignored"
         assert text is None or text in mine, f"{answers}: {rel} lacks {text!r}"
     assert_clean(project)
+
+
+def test_tracking_none_leaves_no_mlflow_behind(cookies):
+    """tracking = none (the default): no MLflow code, dependency or mention anywhere in the bake."""
+    project = bake(cookies)
+    assert project.context["tracking"] == "none"
+    mentions = [rel for rel in sorted(project_files(project.path)) if "mlflow" in project.read(rel).lower()]
+    assert mentions == []
+    with_mlflow = bake(cookies, tracking="mlflow")
+    assert "mlflow" in with_mlflow.read(f"src/{with_mlflow.package}/runtime/tracking.py")
 
 
 def test_ci_none_prunes_the_workflow(cookies):

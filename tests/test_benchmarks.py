@@ -71,6 +71,22 @@ def test_project_benchmark_runs_every_section_on_small_data(installed_project: B
         assert heading in proc.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("installed")
+def test_drift_benchmark_scores_the_same_files_with_and_without_counting(installed_project: BakedProject, tmp_path):
+    """benchmarks/bench_drift.py in a baked project on small data: both modes timed, the ratio from the medians."""
+    out = tmp_path / "drift.json"
+    args = f"--rows 100000 --files 4 --repeats 1 --dir {tmp_path / 'data'} --json {out}"
+    script = str(TEMPLATE / "benchmarks" / "bench_drift.py")
+    installed_project.run("poetry", "run", "python", script, *args.split(), timeout=900)
+    figures = json.loads(out.read_text())
+    assert figures["rows"] == 100_000 and figures["files"] == 4
+    assert [len(v) for v in figures["all_seconds"].values()] == [1, 1]
+    without, with_ = figures["seconds_without_drift"], figures["seconds_with_drift"]
+    assert figures["drift_cost_ratio"] == pytest.approx((with_ - without) / without, abs=0.01)
+    assert 0 < figures["rows_counted_for_drift"] <= 100_000 and figures["counting_share_of_scoring_cpu"] > 0
+
+
 def test_benchmarks_md_only_shows_options_the_scripts_accept():
     text = (TEMPLATE / "BENCHMARKS.md").read_text()
     reproduce = text[text.index("## Reproduce") : text.index("## Results")]

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from cookiecutter.main import cookiecutter
 
-from tests.baked import TEMPLATE, BakedProject
+from tests.baked import TEMPLATE, BakedProject, bake
 
 pytestmark = pytest.mark.slow
 
@@ -125,6 +125,27 @@ def test_default_project_runs_its_sample_pipeline(installed_project: BakedProjec
     slug = installed_project.context["project_slug"]
     direct = installed_project.run("poetry", "run", slug, "run", unset=("PREFECT_SERVER_ANALYTICS_ENABLED",))
     assert "Traceback" not in direct.stderr and "database is locked" not in direct.stderr, direct.stderr[-3000:]
+
+
+@pytest.mark.xdist_group("mlflow")
+def test_mlflow_project_tracks_its_runs_and_passes_its_own_checks(cookies):
+    """tracking = mlflow: the project installs the MLflow client, passes its own lint and tests (its tracking
+    test reads a run back through MLflow's API) and `make run` records a run in the local store."""
+    project = bake(cookies, tracking="mlflow")
+    project.make("install")
+    project.make("lint")
+    # The injected-fault tests (marked slow) do not depend on this answer; the default project runs them.
+    tests = project.make("test", PYTEST_ADDOPTS="-m 'not slow'", timeout=2400)
+    assert " passed" in tests.stdout and " failed" not in tests.stdout.splitlines()[-1]
+    assert re.search(r"tests/runtime/test_tracking\.py \.+", tests.stdout), tests.stdout[-3000:]
+    run = project.make("run")
+    assert "decision:   promoted" in run.stdout, run.stdout[-3000:]
+    read = (
+        "import mlflow; mlflow.set_tracking_uri('sqlite:///data/mlflow.db'); "
+        "runs = mlflow.search_runs(search_all_experiments=True); "
+        "print(len(runs), runs['tags.decision'].iloc[0], runs['tags.mlflow_model_uri'].iloc[0].startswith('models:/'))"
+    )
+    assert project.run("poetry", "run", "python", "-c", read).stdout.split() == ["1", "promoted", "True"]
 
 
 @pytest.mark.xdist_group("non-default")

@@ -37,6 +37,7 @@ def answers(**overrides):
         log_retention_days="30",
         ci="github",
         code_source="image",
+        tracking="none",
         dask_access_cidr=CONTEXT["vpc_cidr"],
     )
     ctx.update(overrides)

@@ -43,6 +43,9 @@ def pipeline_env(monkeypatch, tmp_path, prefect_server):
         monkeypatch.setenv(key, value)
     data = tmp_path / "data"
     monkeypatch.setenv("PIPELINE_DATA_URL", str(data))
+{%- if cookiecutter.tracking == "mlflow" %}
+    monkeypatch.setenv("PIPELINE_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # also for s3:// data
+{%- endif %}
     return data
 
 

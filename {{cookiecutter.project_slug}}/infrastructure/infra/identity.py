@@ -130,8 +130,24 @@ def execution_policy(a: Arns) -> str:
     )
 
 
+{% if cookiecutter.tracking == "mlflow" -%}
+# MLflow artifacts (tracking = mlflow; runtime/tracking.py): the flow run writes them under this prefix of the
+# project bucket (its bucket statements cover it); the Dask scheduler and workers never touch them.
+TRACKING_PREFIX = "pipeline/mlflow"
+
+
+def dask_task_policy(a: Arns) -> str:
+    keep_out = {
+        "Sid": "NoTrackingArtifacts",
+        "Effect": "Deny",
+        "Action": "s3:*",
+        "Resource": f"{a.bucket}/{TRACKING_PREFIX}/*",
+    }
+    return _doc(*_bucket_statements(a), keep_out)
+{%- else -%}
 def dask_task_policy(a: Arns) -> str:
     return _doc(*_bucket_statements(a))
+{%- endif %}
 
 
 def flow_run_policy(a: Arns) -> str:

@@ -281,10 +281,21 @@ def test_execution_role_pulls_this_image_and_writes_this_log_group(stack):
 
 def test_dask_task_role_reaches_only_the_project_bucket(stack):
     bucket_arn = f"arn:aws:s3:::{stack.outputs['bucket_name']}"
-    for st in _statements(stack, "task_role_arn"):
+    statements = _statements(stack, "task_role_arn")
+    for st in statements:
         actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
         assert all(a.startswith("s3:") for a in actions)
-        assert st["Resource"] in (bucket_arn, f"{bucket_arn}/*")
+        assert st["Resource"] in (bucket_arn, f"{bucket_arn}/*") or st["Effect"] == "Deny"
+{%- if cookiecutter.tracking == "mlflow" %}
+    # MLflow artifacts: exactly their prefix, written by the flow run and denied to the Dask workers.
+    [deny] = [st for st in statements if st["Effect"] == "Deny"]
+    assert deny["Resource"] == f"{bucket_arn}/pipeline/mlflow/*" and deny["Action"] == "s3:*"
+    assert stack.outputs["data_url"] + "/mlflow" == f"s3://{stack.outputs['bucket_name']}/pipeline/mlflow"
+    flow_run = {st["Sid"]: st for st in _statements(stack, "flow_run_role_arn")}["ProjectBucketObjects"]
+    assert flow_run["Resource"] == f"{bucket_arn}/*" and "s3:PutObject" in flow_run["Action"]
+{%- else %}
+    assert all(st["Effect"] == "Allow" for st in statements)
+{%- endif %}
 
 
 def test_roles_trust_only_ecs_tasks_of_this_account(stack):

@@ -65,7 +65,7 @@ def generate_flow(
 def train_flow(
     data_url: str | None = None, dataset_url: str | None = None, quality_gate_min: float | None = None
 ) -> dict[str, Any]:
-    """Train on ``dataset_url`` (default ``<data>/datasets/train``) and commit the model."""
+    """Train on ``dataset_url`` (default ``<data>/datasets/train``), commit the model, promote it if not worse."""
     settings = Settings.from_env(data_url=data_url, quality_gate_min=quality_gate_min)
     run_id = storage.new_run_id()
     observer = RunObserver(settings, run_id)
@@ -99,7 +99,8 @@ def batch_pipeline(
     quality_gate_min: float | None = None,
     seed: int | None = None,
 ) -> dict[str, Any]:
-    """Train, then score, on one Dask cluster; without dataset URLs, on freshly generated sample data."""
+    """Train, then score with the current model (the new one if promoted), on one Dask cluster; without
+    dataset URLs, on freshly generated sample data."""
     settings = Settings.from_env(data_url=data_url, quality_gate_min=quality_gate_min, seed=seed)
     logger = get_run_logger()
     logger.info("batch pipeline: %s", settings.describe())
@@ -117,8 +118,9 @@ def batch_pipeline(
             with observer.stage("train"):
                 trained = train_model(client, settings, train_dataset_url or p["train"], run_id)
             with observer.stage("score"):
+                # The current model after training: the new one if it was promoted, else the one it did not beat.
                 scored = with_retries(score_dataset, settings)(
-                    client, settings, trained["model_url"], score_dataset_url or p["score"], run_id
+                    client, settings, trained["champion_url"], score_dataset_url or p["score"], run_id
                 )
     summary = publish_summary(run_id, trained, scored, time.perf_counter() - t0)
     observed = observer.publish(trained, scored)

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import copy
 import json
+{%- if cookiecutter.tracking == "mlflow" %}
+import os
+{%- endif %}
 from collections.abc import Mapping
 from typing import Any
 
 from {{ cookiecutter.package_name }}.runtime.fargate import FLOW_RUN_CPU, FLOW_RUN_MEMORY, PROJECT_SLUG, require_outputs
+{%- if cookiecutter.tracking == "mlflow" %}
+
+TRACKING_ENV = ("PIPELINE_MLFLOW_TRACKING_URI", "PIPELINE_MLFLOW_EXPERIMENT")  # passed on from `make deploy`
+{%- endif %}
 
 
 def default_ecs_job_template() -> dict[str, Any]:
@@ -48,6 +55,10 @@ def work_pool_job_template(
         "PIPELINE_IMAGE": image,
         "PIPELINE_AWS_OUTPUTS": json.dumps(dict(outputs), sort_keys=True, separators=(",", ":")),
         "PIPELINE_DATA_URL": outputs["data_url"],
+{%- if cookiecutter.tracking == "mlflow" %}
+        # Experiment tracking: the MLflow server named when deploying (README, "Model lifecycle").
+        **{k: os.environ[k] for k in TRACKING_ENV if os.environ.get(k)},
+{%- endif %}
         **(env or {}),
     }
     defaults: dict[str, Any] = {

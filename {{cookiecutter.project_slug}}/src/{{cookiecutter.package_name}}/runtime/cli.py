@@ -1,4 +1,5 @@
-"""Command line: ``run`` (train -> score, on sample data unless datasets are given), ``generate``, ``train``, ``score``.
+"""Command line: ``run`` (train -> score, on sample data unless datasets are given), ``generate``, ``train``, ``score``;
+``promote`` / ``rollback`` / ``models`` for the current model (:mod:`.promotion`; no cluster, no Prefect run).
 
 Exit status: 0 success, 1 the run failed, 2 usage or configuration error — so a scheduler can tell
 "fix the config" from "retry later"; 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM, e.g.
@@ -18,7 +19,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from .settings import ConfigError, Settings
+from .settings import ConfigError, Settings, normalise_url
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
@@ -76,7 +77,38 @@ def _parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", parents=[common], help="score a dataset with a committed model")
     score.add_argument("--dataset", help="dataset URL to score (default <data>/datasets/score)")
     score.add_argument("--model", help="model URL (default: the latest committed model)")
+    promote = sub.add_parser("promote", parents=[common], help="make a committed candidate model the current one")
+    promote.add_argument("--model", required=True, help="the candidate's URL (<data>/models/<run id>) or run id")
+    promote.add_argument("--reason", default="promoted by hand", help="recorded with the promotion")
+    rollback = sub.add_parser("rollback", parents=[common], help="go back to the previous current model")
+    rollback.add_argument("--reason", default="rolled back by hand", help="recorded with the rollback")
+    sub.add_parser("models", parents=[common], help="the current model, earlier ones and the recorded decisions")
     return parser
+
+
+def lifecycle(command: str, args: argparse.Namespace, settings: Settings) -> int:
+    """``promote`` / ``rollback`` / ``models``: one atomic write of ``<data>/models/_LATEST`` each, recorded."""
+    from . import promotion, storage
+
+    root = storage.join(settings.data_url, "models")
+    so = settings.storage_options
+    try:
+        if command == "promote":
+            url = normalise_url(args.model) if "/" in args.model else storage.join(root, args.model)
+            state = promotion.promote(root, url, args.reason, so)
+        elif command == "rollback":
+            state = promotion.rollback(root, args.reason, so)
+        else:
+            for event in promotion.events(root, so):
+                print(f"{event['at']}  {event['action']:<9}  {event.get('model')}  {event.get('reason', '')}")
+            state = promotion.state(root, so)
+    except promotion.PromotionError as exc:
+        print(f"{command} refused: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"current model: {state.get('latest') or 'none'}")
+    if state.get("history"):
+        print(f"previous:      {state['history'][-1]}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+    if args.command in ("promote", "rollback", "models"):
+        return lifecycle(args.command, args, settings)
 
     # Without PREFECT_API_URL Prefect starts a temporary local server; its first start migrates a new
     # database, which takes longer than Prefect's 20 s default on a busy laptop or CI runner. That

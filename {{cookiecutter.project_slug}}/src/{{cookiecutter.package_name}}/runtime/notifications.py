@@ -12,6 +12,9 @@ PIPELINE_NOTIFY_SLOW_SECONDS       on completion, notify when the run took longe
 PIPELINE_NOTIFY_TIMEOUT            seconds to wait for the receiver (10)
 =================================  =========================================================
 
+A run can also notify a warning while it goes on (:func:`warn`: features drifting past
+``PIPELINE_DRIFT_THRESHOLD`` with ``PIPELINE_DRIFT_ACTION=warn``), with ``state`` "Warning".
+
 The message is JSON ``{"text": ...}`` (what Slack and Teams incoming webhooks accept) plus
 structured fields (``flow``, ``flow_run``, ``state``, ``url``, ``error``). A notification that
 cannot be delivered (receiver down, HTTP error, timeout) is logged and never changes the run's
@@ -148,6 +151,37 @@ def send(flow: Any, flow_run: Any, state: Any, note: str | None = None, settings
         return False
     log.info("notification for flow run %s (%s) delivered", flow_run.name, state.name)
     return True
+
+
+class _Warning:
+    """The state shown in a warning sent while the run goes on (it has no final state yet)."""
+
+    name = "Warning"
+    message = None
+
+    def is_failed(self) -> bool:
+        return False
+
+    def is_crashed(self) -> bool:
+        return False
+
+
+def warn(note: str, settings: NotifySettings | None = None) -> bool:
+    """Notify a warning from inside the running flow (e.g. drift over its threshold); never raises.
+
+    Same destination, body and delivery rules as the failure notifications, with ``state`` "Warning"
+    and the warning as ``note``.
+    """
+    settings = settings or NotifySettings.from_env()
+    if not settings.enabled:
+        return False
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        log.warning("warning not notified (not inside a flow run): %s", note)
+        return False
+    return send(context.flow, context.flow_run, _Warning(), note=note, settings=settings)
 
 
 # -- Prefect flow state hooks ---------------------------------------------------------------------

@@ -9,6 +9,9 @@ outputs under ``<data>/reports/<run_id>/``), then publishes:
 - ``pipeline-cluster``   markdown: workers, threads, memory and the cost estimate of the run
 - ``dask-performance-report``  link to the saved HTML report
 
+and, from the steps: ``model-comparison`` (the new model against the current one, and the decision:
+:mod:`.promotion`) and ``drift-report`` (PSI per feature of the scored rows: :mod:`.drift`).
+
 Cost: a Fargate run is priced with :mod:`.cost` (its workers, the answered vCPUs per worker, the
 run's duration; Spot when chosen). A local or ``address`` run costs $0 in cloud compute; the
 artifact also shows what the same size and duration would cost on Fargate.
@@ -27,7 +30,7 @@ from distributed import Client, performance_report
 from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-from {{ cookiecutter.package_name }}.runtime import cost, storage
+from {{ cookiecutter.package_name }}.runtime import cost, drift, storage
 from {{ cookiecutter.package_name }}.runtime.settings import Settings
 
 REPORT_NAME = "dask-performance-report.html"
@@ -163,6 +166,12 @@ def summary_text(run_id: str, trained: dict | None, scored: dict | None, seconds
         lines.append(f"  holdout:    {metrics}  (gate: {trained['gate']})")
         lines.append(f"  rows:       {r['train_rows']:,} training, {r['holdout_rows']:,} holdout, "
                      f"{r['train_quarantined_rows']:,} quarantined")  # fmt: skip
+        comparison = trained.get("comparison")
+        if comparison:
+            verdict = "promoted (now the current model)" if comparison["promote"] else "kept as a candidate"
+            lines.append(f"  decision:   {verdict}: {comparison['reason']}")
+            if not comparison["promote"]:
+                lines.append(f"  scoring with the current model: {comparison['champion_url']}")
     if scored:
         lines.append(
             f"predictions:  {scored['predictions_url']}  {scored['rows']:,} rows scored in {scored['seconds']}s "
@@ -170,6 +179,8 @@ def summary_text(run_id: str, trained: dict | None, scored: dict | None, seconds
         )
         where = f" -> {scored['quarantine_url']}" if scored["quarantine_url"] else ""
         lines.append(f"quarantined:  {scored['quarantined_rows']:,} malformed rows{where}")
+        if scored.get("drift"):
+            lines.append(f"drift:        {_drift_line(scored['drift'])} -> {scored['drift_url']}")
     return "\n".join(lines)
 
 
@@ -184,3 +195,50 @@ def publish_summary(run_id: str, trained: dict | None, scored: dict | None, seco
     create_table_artifact(key="pipeline-metrics", table=rows, description=f"Metrics of run {run_id}")
     create_markdown_artifact(key="pipeline-summary", markdown="```\n" + text + "\n```", description="Run summary")
     return text
+
+
+def _drift_line(report: dict[str, Any]) -> str:
+    return drift.describe(report)
+
+
+def publish_comparison(comparison: dict[str, Any], run_id: str, model_url: str) -> None:
+    """The ``model-comparison`` artifact: both models' metrics on the same rows, and the decision."""
+    champion = comparison.get("champion") or {}
+    rows = [
+        {
+            "metric": k,
+            "new model": v,
+            "current model": champion.get(k),
+            "difference": round(v - champion[k], 6) if k in champion else None,
+            "decides": k == comparison["metric"],
+        }
+        for k, v in comparison["challenger"].items()
+    ]
+    create_table_artifact(key="model-comparison-metrics", table=rows, description=f"New vs current model, run {run_id}")
+    verdict = "**promoted**: it is now the current model" if comparison["promote"] else "**kept as a candidate**"
+    create_markdown_artifact(
+        key="model-comparison",
+        markdown=(
+            f"New model `{model_url}`: {verdict}.\n\n{comparison['reason']}.\n\n"
+            f"Current model before this run: `{comparison.get('champion_url') or 'none'}`; compared on the "
+            f"{comparison['evaluated_on']} with `{comparison['metric']}` "
+            f"({'higher' if comparison['higher_is_better'] else 'lower'} is better), "
+            f"tolerance {comparison['tolerance']:g}.\n\n"
+            + "| metric | new model | current model |\n|---|---|---|\n"
+            + "".join(f"| {r['metric']} | {r['new model']} | {r['current model']} |\n" for r in rows)
+        ),
+        description=f"Champion / challenger decision, run {run_id}",
+    )
+
+
+def publish_drift(report: dict[str, Any], run_id: str) -> None:
+    """The ``drift-report`` artifact: PSI per feature of the scored rows against the training rows."""
+    table = [
+        {"feature": r["feature"], "kind": r["kind"], "psi": r["psi"], "drifted": r["drifted"]}
+        for r in report["features"]
+    ]
+    create_table_artifact(
+        key="drift-report",
+        table=table,
+        description=f"Drift (PSI, threshold {report['threshold']:g}) of run {run_id}: {_drift_line(report)}",
+    )

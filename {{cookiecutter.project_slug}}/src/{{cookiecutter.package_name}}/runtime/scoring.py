@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .columns import Schema
+from .drift import SAMPLE_ROWS_PER_BATCH, Counter
 from .storage import filesystem, open_write, parquet_options
 from .validation import REASON, MalformedFileError, check_file_schema, split_valid
 
@@ -51,18 +52,22 @@ def score_file(
     schema: Schema,
     batch_rows: int,
     storage_options: dict[str, Any] | None = None,
+    profile: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Stream one parquet file through validation and the model (runs on a worker).
 
     Memory stays bounded by ``batch_rows``: the file is read, scored and written record batch by
     record batch; nothing holds a whole file, let alone the dataset. Malformed rows go to
-    ``quarantine_url`` with their reason. Returns row counts for the manifest.
+    ``quarantine_url`` with their reason. Returns row counts for the manifest and, given the model's
+    drift ``profile``, the valid rows' counts per feature bin (:mod:`.drift`), taken from the same
+    record batches.
     """
     in_fs, in_path = filesystem(in_url, storage_options)
     scored = quarantined = 0
     qwriter = qfile = None
     out = output_schema(schema)
     columns = schema.columns(labelled=False)
+    counter = Counter(profile, SAMPLE_ROWS_PER_BATCH) if profile else None
     try:
         with in_fs.open(in_path, "rb") as src, open_write(out_url, storage_options) as dst:
             try:
@@ -82,9 +87,12 @@ def score_file(
                         quarantined += len(bad)
                     if len(good):
                         writer.write_table(predictions(model, good, schema, out))
+                        if counter is not None:
+                            counter.add(good)
                     scored += len(good)
     finally:
         if qwriter is not None:
             qwriter.close()
             qfile.close()
-    return {"scored": scored, "quarantined": quarantined, "has_quarantine": qwriter is not None}
+    drift = counter.result() if counter is not None else None
+    return {"scored": scored, "quarantined": quarantined, "has_quarantine": qwriter is not None, "drift": drift}

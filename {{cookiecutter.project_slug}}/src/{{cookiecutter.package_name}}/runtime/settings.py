@@ -27,6 +27,12 @@ PIPELINE_QUALITY_GATE_MIN        threshold of the model's quality gate (``QUALIT
                                  model.py names the metric and its default)
 PIPELINE_MAX_QUARANTINE_FRACTION share of malformed (quarantined) rows above which training
                                  or scoring fails and publishes nothing (0.05)
+PIPELINE_PROMOTION_TOLERANCE     how much worse (on ``QUALITY_GATE.metric``) a new model may be
+                                 than the current one and still replace it (0.001)
+PIPELINE_REFERENCE_DATASET_URL   a fixed labelled dataset both models are compared on (unset:
+                                 the training run's holdout rows)
+PIPELINE_DRIFT_THRESHOLD         PSI above which a feature counts as drifted at scoring (0.2)
+PIPELINE_DRIFT_ACTION            ``warn`` (commit, log, notify) or ``fail`` the run (``warn``)
 PIPELINE_RETRIES                 retries of I/O steps, with exponential backoff (2)
 PIPELINE_RETRY_DELAY             first retry delay in seconds, doubled each time (2)
 PIPELINE_TASK_TIMEOUT            timeout of one pipeline step in seconds (3600)
@@ -48,6 +54,7 @@ from typing import Any
 PREFIX = "PIPELINE_"
 SAMPLE_SIZES = ("train_rows", "train_files", "score_rows", "score_files")
 CLUSTER_MODES = ("local", "existing", "fargate")
+DRIFT_ACTIONS = ("warn", "fail")  # what a run does when a feature drifts past PIPELINE_DRIFT_THRESHOLD
 
 
 class ConfigError(ValueError):
@@ -77,6 +84,10 @@ class Settings:
     batch_rows: int = 262_144
     quality_gate_min: float | None = None
     max_quarantine_fraction: float = 0.05
+    promotion_tolerance: float = 0.001
+    reference_dataset_url: str | None = None
+    drift_threshold: float = 0.2
+    drift_action: str = "warn"
     retries: int = 2
     retry_delay: float = 2.0
     task_timeout: float = 3600.0
@@ -105,8 +116,9 @@ class Settings:
                 raise ConfigError(f"unknown setting {name!r}")
             if value is not None:
                 values[name] = value
-        if "data_url" in values:
-            values["data_url"] = normalise_url(str(values["data_url"]))
+        for name in ("data_url", "reference_dataset_url"):
+            if values.get(name):
+                values[name] = normalise_url(str(values[name]))
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:
@@ -136,6 +148,12 @@ class Settings:
             )
         if not 0.0 <= self.max_quarantine_fraction <= 1.0:
             raise ConfigError(f"PIPELINE_MAX_QUARANTINE_FRACTION={self.max_quarantine_fraction}: must be in [0, 1]")
+        if not 0.0 <= self.promotion_tolerance < float("inf"):
+            raise ConfigError(f"PIPELINE_PROMOTION_TOLERANCE={self.promotion_tolerance}: must be a number >= 0")
+        if not 0.0 < self.drift_threshold < float("inf"):
+            raise ConfigError(f"PIPELINE_DRIFT_THRESHOLD={self.drift_threshold}: must be a number > 0")
+        if self.drift_action not in DRIFT_ACTIONS:
+            raise ConfigError(f"PIPELINE_DRIFT_ACTION={self.drift_action!r}: must be one of {', '.join(DRIFT_ACTIONS)}")
         if self.retries < 0 or self.retry_delay < 0 or self.task_timeout <= 0 or self.worker_timeout <= 0:
             raise ConfigError("PIPELINE_RETRIES/RETRY_DELAY must be >= 0 and timeouts > 0")
         if self.paused_timeout <= 0:

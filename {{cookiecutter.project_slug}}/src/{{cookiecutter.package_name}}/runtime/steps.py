@@ -23,11 +23,12 @@ from prefect.tasks import exponential_backoff
 # Dask must live in the installed package so that workers can import them.
 from {{ cookiecutter.package_name }} import model as user_model
 from {{ cookiecutter.package_name }} import sample_data
-from {{ cookiecutter.package_name }}.runtime import storage
+from {{ cookiecutter.package_name }}.runtime import drift, notifications, promotion, storage
 from {{ cookiecutter.package_name }}.runtime.cancel import cancel_and_drain
 from {{ cookiecutter.package_name }}.runtime.cluster import ClusterVersionError, as_completed_watched
 from {{ cookiecutter.package_name }}.runtime.model_store import ModelVersionError, load_model, read_info, save_model
 from {{ cookiecutter.package_name }}.runtime.quality import QualityGateError, quarantine_gate
+from {{ cookiecutter.package_name }}.runtime.reports import publish_comparison, publish_drift
 from {{ cookiecutter.package_name }}.runtime.scoring import score_file
 from {{ cookiecutter.package_name }}.runtime.settings import ConfigError, Settings
 from {{ cookiecutter.package_name }}.runtime.validation import REASON, MissingColumnsError, require_columns, split_valid
@@ -39,6 +40,8 @@ PERMANENT_ERRORS = (
     ClusterVersionError,
     ModelVersionError,
     QualityGateError,
+    drift.DriftError,
+    promotion.PromotionError,
     storage.NotCommittedError,
     FileExistsError,
     ValueError,
@@ -128,19 +131,45 @@ def _bad_rows(part: Any) -> Any:
     return split_valid(part, SCHEMA, labelled=True)[1]
 
 
-def fit_and_evaluate(
-    client: Client, files: list[str], settings: Settings, quarantine_url: str, holdout: float = 0.2
-) -> tuple[Any, dict[str, float], dict[str, int]]:
-    """Quarantine malformed rows, split off a holdout, ``model.build().fit(train)``, ``evaluate(holdout)``.
+DRIFT_SAMPLE_ROWS = 200_000  # training rows the drift bins' quantile edges are taken from
 
-    The valid rows are persisted in cluster memory (typical: train on a sample, score everything).
-    Returns the fitted model, its metrics and the row counts.
-    """
+
+def drift_reference(good: Any, seed: int) -> dict[str, Any]:
+    """The drift profile of the valid training rows: edges from a random sample, counts from every row."""
+    import dask
+
+    features = good[SCHEMA.feature_names]
+    rows = int(features.shape[0].compute())
+    sample = features.sample(frac=min(1.0, DRIFT_SAMPLE_ROWS / max(rows, 1)), random_state=seed).compute()
+    profile = drift.reference_profile(sample, SCHEMA)
+    counts = dask.compute(*[dask.delayed(drift.count)(part, profile) for part in features.to_delayed()])
+    return drift.with_expected(profile, drift.merge(list(counts)))
+
+
+def _valid_frame(files: list[str], settings: Settings, what: str) -> Any:
     import dask.dataframe as dd
 
     frame = dd.read_parquet(files, storage_options=settings.storage_options)
-    require_columns(list(frame.columns), SCHEMA, True, f"training data {files[0]} (and {len(files) - 1} more)")
-    frame = frame[SCHEMA.columns(labelled=True)]
+    require_columns(list(frame.columns), SCHEMA, True, f"{what} {files[0]} (and {len(files) - 1} more)")
+    return frame[SCHEMA.columns(labelled=True)]
+
+
+def fit_and_evaluate(
+    client: Client,
+    files: list[str],
+    settings: Settings,
+    quarantine_url: str,
+    holdout: float = 0.2,
+    champion: Any | None = None,
+) -> tuple[Any, dict[str, float], dict[str, int], dict[str, Any]]:
+    """Quarantine malformed rows, split off a holdout, ``model.build().fit(train)``, ``evaluate(holdout)``.
+
+    The valid rows are persisted in cluster memory (typical: train on a sample, score everything).
+    Returns the fitted model, its metrics, the row counts and ``extra``: the drift reference profile
+    and the champion / challenger metrics on the same rows (the holdout, or the reference dataset
+    ``PIPELINE_REFERENCE_DATASET_URL``) when a ``champion`` model is given.
+    """
+    frame = _valid_frame(files, settings, "training data")
     good = frame.map_partitions(_valid_rows, meta=frame._meta)
     bad = frame.map_partitions(_bad_rows, meta=split_valid(frame._meta, SCHEMA, labelled=True)[1])
     bad.to_parquet(
@@ -156,52 +185,121 @@ def fit_and_evaluate(
     train, held = client.persist([train, held])
     counts = {"train_rows": int(train.shape[0].compute()), "holdout_rows": int(held.shape[0].compute())}
     counts["train_quarantined_rows"] = quarantined
+    profile = drift_reference(good, settings.seed)
     model = user_model.build().fit(train)
     metrics = {k: float(v) for k, v in model.evaluate(held).items()}
+    extra: dict[str, Any] = {"profile": profile, "evaluated_on": "holdout", "challenger": metrics, "champion": None}
+    if settings.reference_dataset_url:  # a fixed set both models are compared on, instead of this run's holdout
+        ref_files = storage.list_parquet(settings.reference_dataset_url, settings.storage_options)
+        ref = _valid_frame(ref_files, settings, "reference data").map_partitions(_valid_rows, meta=frame._meta)
+        held = client.persist(ref)
+        extra["evaluated_on"] = f"reference dataset {settings.reference_dataset_url}"
+        extra["challenger"] = {k: float(v) for k, v in model.evaluate(held).items()}
+    if champion is not None:
+        extra["champion"] = {k: float(v) for k, v in champion.evaluate(held).items()}
     del good, train, held  # releases the persisted training data on the cluster
-    return model, metrics, counts
+    return model, metrics, counts, extra
+
+
+def current_champion(settings: Settings) -> tuple[str | None, Any | None, str | None]:
+    """``(url, model, problem)`` of the model ``_LATEST`` names: ``(None, None, None)`` when there is none,
+    ``(url, None, why)`` when it can no longer score (another schema, other library versions)."""
+    so = settings.storage_options
+    url = promotion.state(paths(settings)["models"], so).get("latest")
+    if not url:
+        return None, None, None
+    try:
+        trained_on = read_info(url, so).get("schema")
+        if trained_on and trained_on != SCHEMA.describe():
+            return url, None, "trained on another schema than schema.py declares"
+        return url, load_model(url, so), None
+    except (ModelVersionError, storage.NotCommittedError) as exc:
+        return url, None, str(exc)
 
 
 @task(name="train-model", cache_policy=NO_CACHE)
 def train_model(client: Client, settings: Settings, dataset_url: str, run_id: str) -> dict[str, Any]:
     """Train on the committed dataset, gate on the model's metric, commit the model artifact."""
     logger = get_run_logger()
-    final = storage.join(paths(settings)["models"], run_id)
+    so = settings.storage_options
+    models = paths(settings)["models"]
+    final = storage.join(models, run_id)
     staging = storage.staging_url(final, run_id)
-    files = storage.list_parquet(dataset_url, settings.storage_options)
-    logger.info("training on %d files of %s", len(files), dataset_url)
+    files = storage.list_parquet(dataset_url, so)
+{%- if cookiecutter.tracking == "mlflow" %}
+    from {{ cookiecutter.package_name }}.runtime.tracking import TrackingSettings, log_training  # MLflow: training only
+
+    TrackingSettings.from_env(settings)  # a missing tracking URI fails here, before any work
+{%- endif %}
+    champion_url, champion, problem = current_champion(settings)
+    logger.info("training on %d files of %s (current model: %s)", len(files), dataset_url, champion_url or "none")
     t0 = time.perf_counter()
     try:
-        model, metrics, counts = fit_and_evaluate(client, files, settings, storage.join(staging, "quarantine"))
+        quarantine = storage.join(staging, "quarantine")
+        model, metrics, counts, extra = fit_and_evaluate(client, files, settings, quarantine, champion=champion)
         seconds = round(time.perf_counter() - t0, 2)
         logger.info("holdout metrics: %s", metrics)
         kept = counts["train_rows"] + counts["holdout_rows"]
         quarantine_gate("training", counts["train_quarantined_rows"], kept, settings.max_quarantine_fraction)
         user_model.QUALITY_GATE.check(metrics, settings.quality_gate_min)
+        comparison = promotion.compare(
+            user_model.QUALITY_GATE,
+            extra["challenger"],
+            extra["champion"],
+            settings.promotion_tolerance,
+            champion_url=champion_url,
+            evaluated_on=extra["evaluated_on"],
+            champion_problem=problem,
+        )
+        logger.info("%s: %s", "promote" if comparison["promote"] else "keep as candidate", comparison["reason"])
         info = {"schema": SCHEMA.describe(), "metrics": metrics, "rows": counts, "dataset": dataset_url}
-        save_model(model, staging, info, settings.storage_options)
+        save_model(model, staging, info, so)
+        storage.write_json(storage.join(staging, drift.REFERENCE_FILE), extra["profile"], so)
         manifest = {
             "kind": "model",
             "run_id": run_id,
             "dataset": dataset_url,
             "metrics": metrics,
             "rows": counts,
+            "comparison": comparison,
             "files": [{"path": "model.pkl", "rows": 0}],
         }
-        with_retries(commit_task, settings)(staging, final, manifest, settings.storage_options)
+        # Committed as a candidate; _LATEST moves below, in one write, only if the comparison says so.
+        with_retries(commit_task, settings)(staging, final, manifest, so, update_latest=False)
     except MissingColumnsError as exc:
         storage.remove(staging, settings.storage_options)
         raise ConfigError(str(exc)) from None
     except BaseException:
         storage.remove(staging, settings.storage_options)
         raise
+{%- if cookiecutter.tracking == "mlflow" %}
+    logger.info("MLflow run %s", log_training(settings, run_id, final, model, metrics, counts, comparison, dataset_url))
+{%- endif %}
+    publish_comparison(comparison, run_id, final)
+    if comparison["promote"]:
+        promotion.promote(models, final, f"run {run_id}: {comparison['reason']}", so)
+    else:
+        event = {"action": "candidate", "model": final, "champion": champion_url, "reason": comparison["reason"]}
+        promotion.record(models, event, so)
+        logger.warning("new model kept as a candidate (%s); scoring keeps %s", comparison["reason"], champion_url)
     gate = user_model.QUALITY_GATE.describe(settings.quality_gate_min)
-    return {"model_url": final, "metrics": metrics, "rows": counts, "gate": gate, "seconds": seconds}
+    return {
+        "model_url": final,
+        "metrics": metrics,
+        "rows": counts,
+        "gate": gate,
+        "seconds": seconds,
+        "comparison": comparison,
+        "promoted": comparison["promote"],
+        "champion_url": final if comparison["promote"] else champion_url,
+    }
 
 
 @task(name="commit", cache_policy=NO_CACHE, retry_condition_fn=_retryable)
-def commit_task(staging: str, final: str, manifest: dict[str, Any], storage_options: dict[str, Any]) -> None:
-    storage.commit(staging, final, manifest, storage_options)
+def commit_task(
+    staging: str, final: str, manifest: dict[str, Any], storage_options: dict[str, Any], update_latest: bool = True
+) -> None:
+    storage.commit(staging, final, manifest, storage_options, update_latest=update_latest)
 
 
 @task(name="score-dataset", cache_policy=NO_CACHE, retry_condition_fn=_retryable)
@@ -213,6 +311,7 @@ def score_dataset(client: Client, settings: Settings, model_url: str, dataset_ur
     trained_on = read_info(model_url, so).get("schema")
     if trained_on and trained_on != SCHEMA.describe():
         raise ConfigError(f"model {model_url} was trained on another schema than schema.py declares; retrain it")
+    profile = _drift_profile(model_url, so)
     files = storage.list_parquet(dataset_url, so)
     final = storage.join(paths(settings)["predictions"], run_id)
     staging = storage.staging_url(final, run_id)
@@ -233,6 +332,7 @@ def score_dataset(client: Client, settings: Settings, model_url: str, dataset_ur
             schema=SCHEMA,
             batch_rows=settings.batch_rows,
             storage_options=so,
+            profile=profile,
             retries=settings.retries,
             pure=False,
         )
@@ -255,6 +355,9 @@ def score_dataset(client: Client, settings: Settings, model_url: str, dataset_ur
             ],
         }
         quarantine_gate("scoring", quarantined, scored, settings.max_quarantine_fraction)
+        drifted = _drift_check(settings, profile, [r.get("drift") for r in results], staging, run_id)
+        if drifted:
+            manifest["drift"] = {k: drifted[k] for k in ("metric", "threshold", "max_psi", "drifted")}
         storage.commit(staging, final, manifest, so)
     except BaseException:
         cancel_and_drain(client, futures)  # files still being written would refill the staging area
@@ -276,4 +379,45 @@ def score_dataset(client: Client, settings: Settings, model_url: str, dataset_ur
         "files": len(files),
         "seconds": round(seconds, 2),
         "rows_per_second": round(rate),
+        "drift": drifted,
+        "drift_url": storage.join(final, drift.REPORT_FILE) if drifted else None,
     }
+
+
+def _drift_profile(model_url: str, so: dict[str, Any]) -> dict[str, Any] | None:
+    """The model's drift reference (``None`` for a model trained before drift reports existed)."""
+    try:
+        profile = storage.read_json(storage.join(model_url, drift.REFERENCE_FILE), so)
+    except FileNotFoundError:
+        get_run_logger().warning("model %s has no %s: no drift report", model_url, drift.REFERENCE_FILE)
+        return None
+    if sorted(profile["features"]) != sorted(SCHEMA.feature_names):
+        return None  # the schema check refuses this model anyway
+    return profile
+
+
+def _drift_check(
+    settings: Settings, profile: dict[str, Any] | None, per_file: list[Any], staging: str, run_id: str
+) -> dict[str, Any] | None:
+    """PSI per feature from the per-file counts; write ``drift.json`` beside the predictions, publish it,
+    then warn (log + notification) or fail (:class:`.drift.DriftError`) past the threshold."""
+    observed = drift.merge(per_file) if profile else None
+    if observed is None:
+        return None
+    logger = get_run_logger()
+    rep = drift.report(profile, observed, settings.drift_threshold)
+    storage.write_json(storage.join(staging, drift.REPORT_FILE), rep, settings.storage_options)
+    publish_drift(rep, run_id)
+    line = drift.describe(rep)
+    if not rep["drifted"]:
+        logger.info("drift: %s", line)
+        return rep
+    if settings.drift_action == "fail":
+        # Kept for diagnosis where failed runs' reports go; the predictions are not committed.
+        storage.write_json(
+            storage.join(settings.data_url, "reports", run_id, drift.REPORT_FILE), rep, settings.storage_options
+        )
+        raise drift.DriftError(f"drift: {line} (PIPELINE_DRIFT_ACTION=fail); no predictions are committed")
+    logger.warning("drift: %s (PIPELINE_DRIFT_ACTION=warn: predictions are committed)", line)
+    notifications.warn(f"drift: {line}")
+    return rep
