@@ -158,11 +158,11 @@ CHOICES = {k: v for k, v in CONTEXT.items() if isinstance(v, list) and not k.sta
 
 
 def test_choice_prompts_are_the_ones_the_hook_leaves_to_cookiecutter():
-    assert set(CHOICES) == {"python_version", "nat_strategy", "worker_vcpus", "ci", "code_source"}
+    assert set(CHOICES) == {"python_version", "nat_strategy", "worker_vcpus", "ci", "code_source", "tracking"}
 
 
 OUTSIDE = [("python_version", "3.10"), ("nat_strategy", "none"), ("worker_vcpus", "3"), ("ci", "jenkins"),
-           ("code_source", "s3")]  # fmt: skip
+           ("code_source", "s3"), ("tracking", "wandb")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("field", "value"), OUTSIDE)
