@@ -24,6 +24,10 @@ def test_bake_benchmark_reports_both_bakes_and_their_ratio(tmp_path):
     assert this > 0 and trivial > 0
     assert figures["ratio"] == pytest.approx(this / trivial, rel=1e-2)
     assert f"{figures['ratio']:.2f}x" in proc.stdout
+    cpu_this, cpu_trivial = figures["cpu_median_s"]["this template"], figures["cpu_median_s"]["trivial template"]
+    assert 0 < cpu_trivial < cpu_this  # the hooks' processes are counted: this template runs two, the trivial none
+    assert figures["cpu_ratio"] == pytest.approx(cpu_this / cpu_trivial, rel=1e-2)
+    assert f"{figures['cpu_ratio']:.2f}x" in proc.stdout
 
 
 @pytest.mark.slow
