@@ -159,7 +159,7 @@ def check_int(field: str, value: object, low: int, high: int) -> str | None:
 def validate(ctx: dict, derived_slug: str | None = None) -> list[str]:
     """Return one message per invalid answer (empty when all are valid).
 
-    Choice answers (python_version, nat_strategy, worker_vcpus, ci, code_source) are not checked
+    Choice answers (python_version, nat_strategy, worker_vcpus, ci, code_source, tracking) are not checked
     here: cookiecutter refuses a value outside their lists before this hook runs (and replaces one
     from a config file's default_context by the first choice). A yes/no answer can still arrive as
     another value (a number in a config file), so use_fargate_spot is checked. ``derived_slug`` is
