@@ -2,10 +2,10 @@
 
 `make -s test` exports ``MAKEFLAGS=s`` to every ``make`` a test starts; a developer's shell may hold
 ``PREFECT_API_URL`` (their Prefect server or Cloud), ``AWS_PROFILE`` (a real account), ``PIPELINE_*``
-(their data and cluster) or ``POETRY_*``. All of them are removed here, before any test module is
-imported (this file sits at the project root, so pytest loads it first whichever tests are selected);
-tests and fixtures set what they need. AWS clients read no profile file and ask no instance metadata
-endpoint, so no test reaches AWS by accident.
+(their data and cluster), ``MLFLOW_*`` (their tracking server), ``POETRY_*`` or ``PULUMI_*``. All of
+them are removed here, before any test module is imported (this file sits at the project root, so
+pytest loads it first whichever tests are selected); tests and fixtures set what they need. AWS
+clients read no profile file and ask no instance metadata endpoint, so no test reaches AWS by accident.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 
-INHERITED_PREFIXES = ("PREFECT_", "AWS_", "PIPELINE_", "POETRY_", "PULUMI_")
+INHERITED_PREFIXES = ("PREFECT_", "AWS_", "PIPELINE_", "POETRY_", "PULUMI_", "MLFLOW_")
 MAKE_VARIABLES = ("MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
 TEST_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -24,7 +24,7 @@ TEST_DEFAULTS = {
 
 
 def isolate_from_the_caller(environ: MutableMapping[str, str]) -> list[str]:
-    """Remove inherited make flags and PREFECT_/AWS_/PIPELINE_/POETRY_/PULUMI_ variables; the names removed."""
+    """Remove inherited make flags and the INHERITED_PREFIXES variables; returns the names removed."""
     removed = sorted(k for k in environ if k.startswith(INHERITED_PREFIXES) or k in MAKE_VARIABLES)
     for key in removed:
         del environ[key]
