@@ -2,7 +2,7 @@
 
 `make -s test` exports ``MAKEFLAGS=s`` to every ``make`` a test starts; a developer's shell may hold
 ``PREFECT_API_URL`` (their Prefect server or Cloud), ``AWS_PROFILE`` (a real account), ``PIPELINE_*``
-(their data and cluster), ``MLFLOW_*`` (their tracking server), ``POETRY_*`` or ``PULUMI_*``. All of
+(their data and cluster), {% if cookiecutter.tracking == "mlflow" %}``MLFLOW_*`` (their tracking server), {% endif %}``POETRY_*`` or ``PULUMI_*``. All of
 them are removed here, before any test module is imported (this file sits at the project root, so
 pytest loads it first whichever tests are selected); tests and fixtures set what they need. AWS
 clients read no profile file and ask no instance metadata endpoint, so no test reaches AWS by accident.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 
-INHERITED_PREFIXES = ("PREFECT_", "AWS_", "PIPELINE_", "POETRY_", "PULUMI_", "MLFLOW_")
+INHERITED_PREFIXES = ("PREFECT_", "AWS_", "PIPELINE_", "POETRY_", "PULUMI_"{% if cookiecutter.tracking == "mlflow" %}, "MLFLOW_"{% endif %})
 MAKE_VARIABLES = ("MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
 TEST_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
