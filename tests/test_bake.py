@@ -2,6 +2,7 @@
 
 import fnmatch
 import json
+import os
 import re
 import subprocess
 import sys
@@ -315,6 +316,34 @@ def test_tracking_none_leaves_no_mlflow_behind(cookies):
     assert mentions == []
     with_mlflow = bake(cookies, tracking="mlflow")
     assert "mlflow" in with_mlflow.read(f"src/{with_mlflow.package}/runtime/tracking.py")
+
+
+@pytest.mark.parametrize("tracking", ["none", "mlflow"])
+def test_generated_tests_shed_the_callers_make_flags_and_environment(cookies, tracking):
+    """The baked root conftest.py, run in a child with a hostile environment, leaves none of it behind.
+
+    (The whole generated suite runs under such an environment in test_generated_project.py.)
+    """
+    project = bake(cookies, tracking=tracking)
+    hostile = {
+        "MAKEFLAGS": "s",
+        "MAKELEVEL": "1",
+        "PREFECT_API_URL": "http://127.0.0.1:9/api",
+        "AWS_PROFILE": "hostile-no-such-profile",
+        "PIPELINE_CLUSTER": "fargate",
+        "POETRY_VIRTUALENVS_CREATE": "false",
+        "PULUMI_BACKEND_URL": "file://nowhere",
+        "MLFLOW_S3_ENDPOINT_URL": "http://127.0.0.1:9",
+    }
+    code = "import json, os, runpy; runpy.run_path('conftest.py'); print(json.dumps(dict(os.environ)))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=project.path, env={**os.environ, **hostile}, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    left = json.loads(proc.stdout)
+    kept = {"MLFLOW_S3_ENDPOINT_URL"} if tracking == "none" else set()  # no MLflow in such a project
+    assert {k for k in hostile if k in left} == kept
+    assert left["AWS_EC2_METADATA_DISABLED"] == "true" and left["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
 
 
 def test_ci_none_prunes_the_workflow(cookies):

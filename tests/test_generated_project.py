@@ -87,7 +87,6 @@ HOSTILE_ENV = {
     "POETRY_REQUESTS_TIMEOUT": "1",
     "POETRY_ACTIVE": "1",
     "PULUMI_CONFIG_PASSPHRASE": "hostile",
-    "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
 }
 
 
