@@ -124,6 +124,7 @@ class Counter:
         wide = any(self.features[name].get("dtype") in ("float64", "int64") for name in self.numeric)
         self._dtype = np.float64 if wide else np.float32
         self._edges = [np.ascontiguousarray(edges[:, k : k + 1], dtype=self._dtype) for k in range(edges.shape[1])]
+        self._categories = {name: pd.Index(self.features[name]["categories"]) for name in self.categorical}
         self.counts: dict[str, np.ndarray] = {
             name: np.zeros(len(spec["edges"]) + 2 if spec["kind"] == "numeric" else len(spec["categories"]) + 1,
                            dtype=np.int64)
@@ -148,10 +149,10 @@ class Counter:
                 self.counts[name][: w + 1] += reached[row, : w + 1] - np.append(reached[row, 1 : w + 1], 0)
                 self.counts[name][-1] += n - reached[row, 0]
         for name in self.categorical:
-            categories = self.features[name]["categories"]
+            categories = self._categories[name]
             column = frame[name] if index is None else frame[name].iloc[index]
-            codes = pd.Categorical(column, categories=categories).codes.astype(np.int64)
-            codes[codes < 0] = len(categories)  # missing
+            codes = categories.get_indexer(column)  # a hash lookup; -1 for a missing value
+            codes[codes < 0] = len(categories)
             self.counts[name] += np.bincount(codes, minlength=len(categories) + 1)
 
     def result(self) -> dict[str, Any]:
