@@ -184,6 +184,9 @@ def validate(ctx: dict, derived_slug: str | None = None) -> list[str]:
         else f"use_fargate_spot {_show(ctx['use_fargate_spot'])} is not allowed: yes or no",
         check_int("max_workers", ctx["max_workers"], 1, 100),
         check_log_retention(ctx["log_retention_days"], ctx["_log_retention_days"]),
+        None
+        if as_bool(ctx.get("prefect_worker", True)) is not None
+        else f"prefect_worker {_show(ctx['prefect_worker'])} is not allowed: yes or no",
     ]
     return [e for e in errors if e]
 

@@ -1,10 +1,19 @@
 """IAM roles for ECS tasks, least privilege:
 
-- task execution role: ECS pulls the project image and writes container logs (this repository, this log group);
+- task execution role: ECS pulls the project image, writes container logs (this repository, this log group) and
+  reads the Prefect API key from Secrets Manager into the containers that declare it as a `secret`;
 - Dask task role (scheduler and workers): objects in the project bucket, nothing else;
 - flow-run role: what `dask_cloudprovider.aws.FargateCluster` does with an existing cluster, network and roles
-  (register/deregister task definitions, run/stop/describe tasks in this cluster, describe ENIs to find the
-  scheduler's IP, read its logs), `iam:PassRole` on exactly the two roles above, and the project bucket.
+  (read the account's ARN-format setting, register/deregister task definitions, run/stop/describe tasks in this
+  cluster, describe ENIs to find the scheduler's IP, read its logs), `iam:PassRole` on exactly the two roles
+  above, and the project bucket;
+- Prefect worker role: what prefect-aws's ECS worker does to start a flow run (register/describe the flow-run
+  task definition, run/stop/describe it in this cluster, check the VPC and subnets of the work pool),
+  `iam:PassRole` on exactly the execution and flow-run roles. The worker runs as a Fargate service of the stack
+  (infra/worker.py) or, when that is off, wherever the user attaches `worker_policy` (README).
+
+Which call needs which statement is shown by the cloud rehearsal (`make rehearse-cloud`), which records every
+call the real clients make and checks it against these documents.
 
 Policies are built from ARNs computed from resource names, so their full text is known at `pulumi preview` and
 the policy pack can check it before anything is created.
@@ -52,6 +61,16 @@ class Arns:
         return self._arn("ecs", "task-definition/dask-*")
 
     @property
+    def flow_run_task_definitions(self) -> str:
+        # prefect-aws registers the work pool's task definition family (deploy/work_pool.py: <base>-flow-run).
+        return self._arn("ecs", f"task-definition/{self.base_name}-flow-run:*")
+
+    @property
+    def prefect_api_key_secret(self) -> str:
+        # Secrets Manager appends "-" and six random characters to the name.
+        return self._arn("secretsmanager", f"secret:{prefect_api_key_secret_name(self.base_name)}-??????")
+
+    @property
     def log_group(self) -> str:
         return self._arn("logs", f"log-group:{self.log_group_name}")
 
@@ -64,11 +83,32 @@ class Arns:
         return f"arn:{self.partition}:s3:::{self.bucket_name}"
 
 
-EXECUTION, DASK_TASK, FLOW_RUN = "task-execution", "dask-task", "flow-run"
+EXECUTION, DASK_TASK, FLOW_RUN, PREFECT_WORKER = "task-execution", "dask-task", "flow-run", "prefect-worker"
+# Actions that support no resource-level permissions: "*" is the only valid Resource for them.
+FLOW_RUN_UNSCOPED = (
+    "ecs:ListAccountSettings",  # FargateCluster asks whether tasks may be tagged before every RunTask
+    "ecs:RegisterTaskDefinition",
+    "ecs:DeregisterTaskDefinition",
+    "ecs:DescribeTaskDefinition",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeVpcs",
+)
+WORKER_UNSCOPED = (
+    "ecs:RegisterTaskDefinition",
+    "ecs:DescribeTaskDefinition",
+    "ec2:DescribeVpcs",  # the worker checks that the work pool's subnets belong to its VPC
+    "ec2:DescribeSubnets",
+)
 
 
 def role_name(base_name: str, suffix: str) -> str:
     return f"{base_name}-{suffix}"
+
+
+def prefect_api_key_secret_name(base_name: str) -> str:
+    return f"{base_name}/prefect-api-key"
 
 
 def _doc(*statements: dict) -> str:
@@ -112,6 +152,14 @@ def _bucket_statements(a: Arns) -> list[dict]:
 
 def execution_policy(a: Arns) -> str:
     return _doc(
+        {
+            # Containers that declare PREFECT_API_KEY as a `secret` (the Prefect worker, flow runs) get it from here,
+            # so the key is in no task definition and no environment a DescribeTasks caller can read.
+            "Sid": "PrefectApiKey",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": a.prefect_api_key_secret,
+        },
         {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
         {
             "Sid": "PullProjectImage",
@@ -154,18 +202,9 @@ def flow_run_policy(a: Arns) -> str:
     in_cluster = {"ArnEquals": {"ecs:cluster": a.cluster}}
     return _doc(
         {
-            # These ECS/EC2 actions support no resource-level permissions: "*" is the only valid Resource.
             "Sid": "TaskDefinitionsAndNetworkLookups",
             "Effect": "Allow",
-            "Action": [
-                "ecs:RegisterTaskDefinition",
-                "ecs:DeregisterTaskDefinition",
-                "ecs:DescribeTaskDefinition",
-                "ec2:DescribeNetworkInterfaces",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeSecurityGroups",
-                "ec2:DescribeVpcs",
-            ],
+            "Action": list(FLOW_RUN_UNSCOPED),
             "Resource": "*",
         },
         {
@@ -221,14 +260,53 @@ def flow_run_policy(a: Arns) -> str:
     )
 
 
+def worker_policy(a: Arns) -> str:
+    """The Prefect ECS worker: start each flow run of this project's work pool as a Fargate task of this cluster."""
+    in_cluster = {"ArnEquals": {"ecs:cluster": a.cluster}}
+    return _doc(
+        {"Sid": "FlowRunTaskDefinitions", "Effect": "Allow", "Action": list(WORKER_UNSCOPED), "Resource": "*"},
+        {
+            "Sid": "RunFlowRunsInThisCluster",
+            "Effect": "Allow",
+            "Action": "ecs:RunTask",
+            "Resource": a.flow_run_task_definitions,
+            "Condition": in_cluster,
+        },
+        {
+            # Cancelling a flow run stops its task; the worker looks tasks up to report them.
+            "Sid": "ManageFlowRunTasks",
+            "Effect": "Allow",
+            "Action": ["ecs:StopTask", "ecs:DescribeTasks"],
+            "Resource": a.cluster_tasks,
+            "Condition": in_cluster,
+        },
+        {
+            # The work pool's labels become tags of each flow-run task.
+            "Sid": "TagOnCreate",
+            "Effect": "Allow",
+            "Action": "ecs:TagResource",
+            "Resource": [a.flow_run_task_definitions, a.cluster_tasks],
+            "Condition": {"StringEquals": {"ecs:CreateAction": ["RegisterTaskDefinition", "RunTask"]}},
+        },
+        {
+            "Sid": "PassOnlyTheFlowRunRoles",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": [a.role(EXECUTION), a.role(FLOW_RUN)],
+            "Condition": {"StringEquals": {"iam:PassedToService": ECS_TASKS}},
+        },
+    )
+
+
 @dataclass
 class Identity:
     execution_role: aws.iam.Role
     task_role: aws.iam.Role
     flow_run_role: aws.iam.Role
+    worker_role: aws.iam.Role | None
 
 
-def create(arns: pulumi.Output[Arns], base_name: str) -> Identity:
+def create(arns: pulumi.Output[Arns], base_name: str, with_worker: bool) -> Identity:
     def role(suffix: str, description: str, policy) -> aws.iam.Role:
         r = aws.iam.Role(
             f"{suffix}-role",
@@ -246,4 +324,7 @@ def create(arns: pulumi.Output[Arns], base_name: str) -> Identity:
         flow_run_role=role(
             FLOW_RUN, "Flow runs: start and stop temporary Dask clusters in this ECS cluster", flow_run_policy
         ),
+        worker_role=role(PREFECT_WORKER, "Prefect ECS worker: start flow runs as Fargate tasks", worker_policy)
+        if with_worker
+        else None,
     )

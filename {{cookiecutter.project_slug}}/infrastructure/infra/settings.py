@@ -26,6 +26,11 @@ class Settings:
     nat_strategy: str = "single"
     log_retention_days: int = 30
     use_fargate_spot: bool = True
+    prefect_worker: bool = True
+    # Set by `make deploy` once the image is pushed and the Prefect API is known; until then the worker service
+    # is declared with no task running (desired count 0).
+    prefect_worker_image: str = ""
+    prefect_api_url: str = ""
 
     def __post_init__(self) -> None:
         vpc = _network("vpc_cidr", self.vpc_cidr)
@@ -41,6 +46,8 @@ class Settings:
             raise ValueError(f"nat_strategy {self.nat_strategy!r}: use one of {', '.join(NAT_STRATEGIES)}")
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise ValueError(f"log_retention_days {self.log_retention_days}: CloudWatch accepts {LOG_RETENTION_DAYS}")
+        if self.prefect_api_url and not self.prefect_api_url.startswith(("https://", "http://")):
+            raise ValueError(f"prefect_api_url {self.prefect_api_url!r}: use the http(s) URL of the Prefect API")
         if not self.name_prefix or len(self.base_name) > 40:
             raise ValueError(f"name_prefix {self.name_prefix!r} with stack {self.stack!r} must be 1-40 characters")
 
@@ -48,6 +55,20 @@ class Settings:
     def base_name(self) -> str:
         """Name of the AWS resources: one set per stack, so dev and prod can share an account."""
         return f"{self.name_prefix}-{self.stack}".lower()
+
+    @property
+    def work_pool_name(self) -> str:
+        """The Prefect ECS work pool of this project and stack (names are unique per project and stack)."""
+        return f"{self.base_name}-ecs"
+
+    @property
+    def flow_run_family(self) -> str:
+        """Task definition family prefect-aws registers for this pool's flow runs (identity.Arns depends on it)."""
+        return f"{self.base_name}-flow-run"
+
+    @property
+    def worker_running(self) -> bool:
+        return self.prefect_worker and bool(self.prefect_worker_image and self.prefect_api_url)
 
     @property
     def nat_gateway_count(self) -> int:
@@ -85,4 +106,7 @@ def load() -> Settings:
         nat_strategy=cfg.require("nat_strategy"),
         log_retention_days=cfg.require_int("log_retention_days"),
         use_fargate_spot=cfg.require_bool("use_fargate_spot"),
+        prefect_worker=cfg.require_bool("prefect_worker"),
+        prefect_worker_image=cfg.get("prefect_worker_image") or "",
+        prefect_api_url=cfg.get("prefect_api_url") or "",
     )

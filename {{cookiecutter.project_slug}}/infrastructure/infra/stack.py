@@ -6,7 +6,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from . import compute, identity, logs, network, registry, storage
+from . import compute, identity, logs, network, registry, storage, worker
 from .settings import Settings
 
 OUTPUT_NAMES = (
@@ -24,6 +24,11 @@ OUTPUT_NAMES = (
     "bucket_name",
     "data_url",
     "ecr_repository_url",
+    "work_pool_name",
+    "flow_run_family",
+    "prefect_api_key_secret_arn",
+    "prefect_worker_role_arn",
+    "prefect_worker_service",
 )
 
 
@@ -47,7 +52,20 @@ def build(s: Settings) -> dict[str, pulumi.Output]:
             log_group_name=logs.log_group_name_for(s),
         )
     )
-    roles = identity.create(arns, s.base_name)
+    roles = identity.create(arns, s.base_name, with_worker=s.prefect_worker)
+    api_key = worker.api_key_secret(s)
+    service = None
+    if roles.worker_role is not None:
+        service = worker.create(
+            s,
+            api_key,
+            cluster=cluster,
+            subnets=net.private_subnets,
+            vpc=net.vpc,
+            log_group=log_group,
+            execution_role=roles.execution_role,
+            worker_role=roles.worker_role,
+        )
 
     outputs = {
         "aws_region": pulumi.Output.from_input(s.region),
@@ -64,6 +82,12 @@ def build(s: Settings) -> dict[str, pulumi.Output]:
         "bucket_name": bucket.bucket,
         "data_url": bucket.bucket.apply(lambda name: f"s3://{name}/pipeline"),
         "ecr_repository_url": repo.repository_url,
+        "work_pool_name": pulumi.Output.from_input(s.work_pool_name),
+        "flow_run_family": pulumi.Output.from_input(s.flow_run_family),
+        "prefect_api_key_secret_arn": api_key.arn,
+        # Empty when the worker runs outside the stack (prefect_worker = false; README "The Prefect worker").
+        "prefect_worker_role_arn": roles.worker_role.arn if roles.worker_role else pulumi.Output.from_input(""),
+        "prefect_worker_service": service.name if service else pulumi.Output.from_input(""),
     }
     if tuple(outputs) != OUTPUT_NAMES:  # the names are a contract; keep this list and the dict in step
         raise RuntimeError("stack outputs drifted from OUTPUT_NAMES")

@@ -26,6 +26,7 @@ ACTIONS_WITHOUT_RESOURCE_SCOPE = (
     "ecs:ListTaskDefinitions",
     "ecs:ListClusters",
     "ecs:ListTasks",
+    "ecs:ListAccountSettings",
     "ec2:Describe*",
     "logs:DescribeLogGroups",
     "sts:GetCallerIdentity",

@@ -66,6 +66,7 @@ class Synth:
     outputs: dict[str, Any]
     config: dict[str, str]
     calls: list[str] = field(default_factory=list)
+    stack: str = "dev"
 
     def of_type(self, suffix: str) -> list[Resource]:
         """Resources whose type token ends with `suffix` (e.g. ':NatGateway')."""
@@ -110,6 +111,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif kind == "LogGroup":
             rid = inputs["name"]
             state["arn"] = f"arn:aws:logs:{region}:{acct}:log-group:{rid}"
+        elif kind == "Secret":  # Secrets Manager appends six random characters
+            state["arn"] = f"arn:aws:secretsmanager:{region}:{acct}:secret:{inputs['name']}-AbCdEf"
+        elif kind == "TaskDefinition":
+            state["arn"] = f"arn:aws:ecs:{region}:{acct}:task-definition/{inputs['family']}:1"
         self.resources.append(Resource(args.typ, args.name, inputs, rid, state))
         return rid, state
 
@@ -164,4 +169,4 @@ def _synth(stack: str, overrides: tuple[tuple[str, str], ...]) -> Synth:
         return pulumi.Output.all(**exported).apply(outputs.update)
 
     run()
-    return Synth(resources=mocks.resources, outputs=outputs, config=config, calls=mocks.calls)
+    return Synth(resources=mocks.resources, outputs=outputs, config=config, calls=mocks.calls, stack=stack)

@@ -16,6 +16,12 @@ SCENARIOS = {
     "answers": {},
     "per-az-nat": {"nat_strategy": "per-az"},
     "single-nat-no-spot": {"nat_strategy": "single", "use_fargate_spot": False},
+    "no-worker-service": {"prefect_worker": False},
+    "worker-running": {
+        "prefect_worker": True,
+        "prefect_worker_image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p-dev:abc",
+        "prefect_api_url": "https://api.prefect.cloud/api/accounts/a/workspaces/w",
+    },
     "other-region-and-cidrs": {
         "aws:region": "eu-west-1",
         "vpc_cidr": "172.20.0.0/20",
@@ -55,8 +61,8 @@ def _statements(s: Synth, role_output: str) -> list[dict]:
 # --- inventory -------------------------------------------------------------------------------------------------
 
 
-def expected_inventory(nat_gateways: int) -> dict[str, int]:
-    return {
+def expected_inventory(nat_gateways: int, worker: bool) -> dict[str, int]:
+    inventory = {
         "Vpc": 1,
         "DefaultSecurityGroup": 1,
         "InternetGateway": 1,
@@ -84,12 +90,18 @@ def expected_inventory(nat_gateways: int) -> dict[str, int]:
         "ClusterCapacityProviders": 1,
         "Role": 3,
         "RolePolicy": 3,
+        "Secret": 1,
     }
+    if worker:  # the Prefect worker service: its role, outbound-only group, task definition and service
+        for kind, count in {"Role": 1, "RolePolicy": 1, "SecurityGroup": 1, "SecurityGroupEgressRule": 1}.items():
+            inventory[kind] += count
+        inventory.update(TaskDefinition=1, Service=1)
+    return inventory
 
 
 def test_inventory(stack):
     nat = 2 if _cfg(stack, "nat_strategy") == "per-az" else 1
-    assert dict(stack.inventory()) == expected_inventory(nat)
+    assert dict(stack.inventory()) == expected_inventory(nat, _cfg(stack, "prefect_worker") == "true")
 
 
 def test_per_az_nat_gives_each_private_subnet_its_own_nat():
@@ -155,6 +167,14 @@ def test_outputs_are_the_contract_and_point_at_the_right_resources(stack):
     assert out["bucket_name"] == stack.one("data-bucket").id
     assert out["data_url"] == f"s3://{out['bucket_name']}/pipeline"
     assert out["ecr_repository_url"] == stack.one("image-repository").state["repositoryUrl"]
+    base = f"{_cfg(stack, 'name_prefix')}-{stack.stack}"
+    assert out["work_pool_name"] == f"{base}-ecs" and out["flow_run_family"] == f"{base}-flow-run"
+    assert out["prefect_api_key_secret_arn"] == stack.one("prefect-api-key").state["arn"]
+    if _cfg(stack, "prefect_worker") == "true":
+        assert out["prefect_worker_role_arn"] == stack.one("prefect-worker-role").state["arn"]
+        assert out["prefect_worker_service"] == f"{base}-prefect-worker"
+    else:
+        assert out["prefect_worker_role_arn"] == "" and out["prefect_worker_service"] == ""
 
 
 def test_private_subnets_route_through_nat_and_public_through_igw(stack):
@@ -181,6 +201,7 @@ def test_private_subnets_route_through_nat_and_public_through_igw(stack):
 def test_dask_ports_only_from_the_group_and_the_configured_cidr(stack):
     sg_id = stack.outputs["dask_security_group_id"]
     ingress = stack.of_type(":SecurityGroupIngressRule")
+    assert all(r.inputs["securityGroupId"] == sg_id for r in ingress)  # nothing connects to the worker
     assert all(r.inputs["securityGroupId"] == sg_id for r in ingress)
     sources = [
         r.inputs.get("cidrIpv4") or r.inputs.get("cidrIpv6") or r.inputs.get("referencedSecurityGroupId")
@@ -196,8 +217,8 @@ def test_dask_ports_only_from_the_group_and_the_configured_cidr(stack):
     cidr_rules = [r for r in ingress if "cidrIpv4" in r.inputs]
     assert sorted((r.inputs["fromPort"], r.inputs["toPort"]) for r in cidr_rules) == [(p, p) for p in DASK_PORTS]
     assert {r.inputs["cidrIpv4"] for r in cidr_rules} == {_cfg(stack, "dask_access_cidr")}
-    [sg] = stack.of_type(":SecurityGroup")
-    assert not sg.inputs.get("ingress")  # no inline rules hiding next to the separate ones
+    for sg in stack.of_type(":SecurityGroup"):
+        assert not sg.inputs.get("ingress")  # no inline rules hiding next to the separate ones
     [default_sg] = stack.of_type(":DefaultSecurityGroup")
     assert not default_sg.inputs.get("ingress") and not default_sg.inputs.get("egress")
 
@@ -298,6 +319,47 @@ def test_dask_task_role_reaches_only_the_project_bucket(stack):
 {%- endif %}
 
 
+def test_flow_run_role_may_read_the_account_arn_format_setting(stack):
+    # FargateCluster calls ecs:ListAccountSettings before every RunTask (the cloud rehearsal records it).
+    by_sid = {st["Sid"]: st for st in _statements(stack, "flow_run_role_arn")}
+    assert "ecs:ListAccountSettings" in by_sid["TaskDefinitionsAndNetworkLookups"]["Action"]
+
+
+def test_worker_service_runs_the_ecs_worker_with_the_key_from_secrets_manager():
+    s = _stack("worker-running")
+    [definition] = s.of_type(":TaskDefinition")
+    [container] = json.loads(definition.inputs["containerDefinitions"])
+    assert container["command"] == ["prefect", "worker", "start", "--pool", s.outputs["work_pool_name"], "--type", "ecs"]
+    assert container["image"] == _cfg(s, "prefect_worker_image")
+    assert container["secrets"] == [{"name": "PREFECT_API_KEY", "valueFrom": s.outputs["prefect_api_key_secret_arn"]}]
+    assert "PREFECT_API_KEY" not in {e["name"] for e in container["environment"]}
+    assert definition.inputs["taskRoleArn"] == s.outputs["prefect_worker_role_arn"]
+    assert definition.inputs["executionRoleArn"] == s.outputs["execution_role_arn"]
+    [service] = s.of_type(":Service")
+    assert service.inputs["desiredCount"] == 1 and service.inputs["launchType"] == "FARGATE"
+    network = service.inputs["networkConfiguration"]
+    assert network["assignPublicIp"] is False and set(network["subnets"]) == set(s.outputs["private_subnet_ids"])
+    # until make deploy has pushed the image and knows the Prefect API, no task runs
+    [idle] = _stack("answers").of_type(":Service") or [None]
+    assert idle is None or idle.inputs["desiredCount"] == 0
+
+
+def test_worker_role_passes_only_the_flow_run_roles_and_runs_only_flow_runs():
+    s = _stack("worker-running")
+    by_sid = {st["Sid"]: st for st in _statements(s, "prefect_worker_role_arn")}
+    assert by_sid["PassOnlyTheFlowRunRoles"]["Resource"] == [s.outputs["execution_role_arn"], s.outputs["flow_run_role_arn"]]
+    run = by_sid["RunFlowRunsInThisCluster"]
+    assert run["Resource"].endswith(f":task-definition/{s.outputs['flow_run_family']}:*")
+    assert run["Condition"] == {"ArnEquals": {"ecs:cluster": s.outputs["ecs_cluster_arn"]}}
+
+
+def test_execution_role_reads_only_the_prefect_api_key_secret(stack):
+    by_sid = {st["Sid"]: st for st in _statements(stack, "execution_role_arn")}
+    key = by_sid["PrefectApiKey"]
+    assert key["Action"] == "secretsmanager:GetSecretValue"
+    assert key["Resource"].endswith(f":secret:{_cfg(stack, 'name_prefix')}-{stack.stack}/prefect-api-key-??????")
+
+
 def test_roles_trust_only_ecs_tasks_of_this_account(stack):
     for role in stack.of_type(":Role"):
         [st] = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
@@ -368,5 +430,8 @@ def test_pulumi_yaml_declares_every_setting_with_a_default():
         "nat_strategy",
         "log_retention_days",
         "use_fargate_spot",
+        "prefect_worker",
+        "prefect_worker_image",
+        "prefect_api_url",
     }
     assert "aws:region" in DEFAULTS

@@ -1,0 +1,132 @@
+"""The Prefect ECS worker as an always-on, small Fargate service of the stack (the `prefect_worker` setting).
+
+It polls this project's work pool and starts each flow run as a Fargate task (prefect-aws's ECS worker, from the
+project image: same Prefect and prefect-aws versions as the flow runs). Its task role is `identity.worker_policy`;
+the Prefect API key reaches it from Secrets Manager as a container `secret` (never in the task definition).
+`make deploy` stores the key in the secret and sets `prefect_worker_image` / `prefect_api_url`; until both are
+set the service is declared with no task running.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from .identity import prefect_api_key_secret_name
+from .settings import Settings
+
+CPU, MEMORY = 256, 512  # 0.25 vCPU / 0.5 GiB: the worker only polls and calls the ECS API
+CONTAINER = "prefect-worker"
+# prefect-aws's task observer reads ECS events from an SQS queue that this stack does not create; without one it
+# only warns. Crash detection then relies on Prefect's flow-run heartbeats.
+OBSERVER_ENV = {"PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_ENABLED": "false"}
+
+
+@dataclass
+class Worker:
+    api_key_secret: aws.secretsmanager.Secret
+    service: aws.ecs.Service | None
+
+
+def command(s: Settings) -> list[str]:
+    return ["prefect", "worker", "start", "--pool", s.work_pool_name, "--type", "ecs"]
+
+
+def container_definitions(s: Settings, secret_arn: str, log_group: str) -> str:
+    return json.dumps(
+        [
+            {
+                "name": CONTAINER,
+                "image": s.prefect_worker_image or "unset",
+                "essential": True,
+                "command": command(s),
+                "environment": [
+                    {"name": "PREFECT_API_URL", "value": s.prefect_api_url},
+                    *({"name": k, "value": v} for k, v in OBSERVER_ENV.items()),
+                ],
+                "secrets": [{"name": "PREFECT_API_KEY", "valueFrom": secret_arn}],
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": log_group,
+                        "awslogs-region": s.region,
+                        "awslogs-stream-prefix": "prefect-worker",
+                    },
+                },
+            }
+        ]
+    )
+
+
+def api_key_secret(s: Settings) -> aws.secretsmanager.Secret:
+    """The Prefect API key (its value is put by `make deploy`, never by Pulumi: it stays out of the state)."""
+    return aws.secretsmanager.Secret(
+        "prefect-api-key",
+        name=prefect_api_key_secret_name(s.base_name),
+        description="Prefect API key for the ECS worker and flow runs (value set by make deploy)",
+        recovery_window_in_days=7,
+    )
+
+
+def create(
+    s: Settings,
+    secret: aws.secretsmanager.Secret,
+    *,
+    cluster: aws.ecs.Cluster,
+    subnets: list[aws.ec2.Subnet],
+    vpc: aws.ec2.Vpc,
+    log_group: aws.cloudwatch.LogGroup,
+    execution_role: aws.iam.Role,
+    worker_role: aws.iam.Role,
+) -> aws.ecs.Service:
+    # Outbound only (the Prefect API through the NAT gateway - a self-hosted server may listen on any port - and
+    # the AWS APIs): nothing connects to the worker.
+    sg = aws.ec2.SecurityGroup(
+        "prefect-worker-sg",
+        name=f"{s.base_name}-prefect-worker",
+        description="Prefect ECS worker: outbound only",
+        vpc_id=vpc.id,
+        tags={"Name": f"{s.base_name}-prefect-worker"},
+    )
+    aws.vpc.SecurityGroupEgressRule(
+        "prefect-worker-sg-egress",
+        security_group_id=sg.id,
+        cidr_ipv4="0.0.0.0/0",
+        ip_protocol="tcp",
+        from_port=0,
+        to_port=65535,
+        description="Prefect API and AWS APIs",
+    )
+    definition = aws.ecs.TaskDefinition(
+        "prefect-worker-task",
+        family=f"{s.base_name}-prefect-worker",
+        cpu=str(CPU),
+        memory=str(MEMORY),
+        network_mode="awsvpc",
+        requires_compatibilities=["FARGATE"],
+        runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
+        execution_role_arn=execution_role.arn,
+        task_role_arn=worker_role.arn,
+        container_definitions=pulumi.Output.all(secret.arn, log_group.name).apply(
+            lambda v: container_definitions(s, v[0], v[1])
+        ),
+    )
+    return aws.ecs.Service(
+        "prefect-worker",
+        name=f"{s.base_name}-prefect-worker",
+        cluster=cluster.arn,
+        task_definition=definition.arn,
+        desired_count=1 if s.worker_running else 0,
+        launch_type="FARGATE",
+        network_configuration={
+            "subnets": [subnet.id for subnet in subnets],
+            "security_groups": [sg.id],
+            "assign_public_ip": False,
+        },
+        deployment_minimum_healthy_percent=0,  # one worker: replace it rather than run two
+        deployment_maximum_percent=100,
+        enable_execute_command=False,
+    )
