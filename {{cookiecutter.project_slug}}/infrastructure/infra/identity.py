@@ -71,6 +71,10 @@ class Arns:
         return self._arn("secretsmanager", f"secret:{prefect_api_key_secret_name(self.base_name)}-??????")
 
     @property
+    def event_queue(self) -> str:
+        return self._arn("sqs", event_queue_name(self.base_name))
+
+    @property
     def log_group(self) -> str:
         return self._arn("logs", f"log-group:{self.log_group_name}")
 
@@ -105,6 +109,11 @@ WORKER_UNSCOPED = (
 
 def role_name(base_name: str, suffix: str) -> str:
     return f"{base_name}-{suffix}"
+
+
+def event_queue_name(base_name: str) -> str:
+    """The SQS queue prefect-aws's task observer looks for (not created by the stack: see infra/worker.py)."""
+    return f"{base_name}-ecs-events"
 
 
 def prefect_api_key_secret_name(base_name: str) -> str:
@@ -294,6 +303,13 @@ def worker_policy(a: Arns) -> str:
             "Action": "iam:PassRole",
             "Resource": [a.role(EXECUTION), a.role(FLOW_RUN)],
             "Condition": {"StringEquals": {"iam:PassedToService": ECS_TASKS}},
+        },
+        {
+            # prefect-aws's task observer looks its event queue up at start (infra/worker.py: observer_env).
+            "Sid": "FindTheEventQueue",
+            "Effect": "Allow",
+            "Action": "sqs:GetQueueUrl",
+            "Resource": a.event_queue,
         },
     )
 

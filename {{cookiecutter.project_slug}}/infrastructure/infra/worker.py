@@ -15,14 +15,18 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from .identity import prefect_api_key_secret_name
+from .identity import event_queue_name, prefect_api_key_secret_name
 from .settings import Settings
 
 CPU, MEMORY = 256, 512  # 0.25 vCPU / 0.5 GiB: the worker only polls and calls the ECS API
 CONTAINER = "prefect-worker"
-# prefect-aws's task observer reads ECS events from an SQS queue that this stack does not create; without one it
-# only warns. Crash detection then relies on Prefect's flow-run heartbeats.
-OBSERVER_ENV = {"PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_ENABLED": "false"}
+
+
+def observer_env(s: Settings) -> dict[str, str]:
+    """prefect-aws's task observer looks up an SQS queue of ECS events when the worker starts; this stack creates
+    none, so the worker warns once and carries on (crash detection then relies on Prefect's own heartbeats). The
+    queue name is this stack's, so its role may look up that one queue only (identity.worker_policy)."""
+    return {"PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME": event_queue_name(s.base_name)}
 
 
 @dataclass
@@ -45,7 +49,7 @@ def container_definitions(s: Settings, secret_arn: str, log_group: str) -> str:
                 "command": command(s),
                 "environment": [
                     {"name": "PREFECT_API_URL", "value": s.prefect_api_url},
-                    *({"name": k, "value": v} for k, v in OBSERVER_ENV.items()),
+                    *({"name": k, "value": v} for k, v in observer_env(s).items()),
                 ],
                 "secrets": [{"name": "PREFECT_API_KEY", "valueFrom": secret_arn}],
                 "logConfiguration": {

@@ -329,7 +329,8 @@ def test_worker_service_runs_the_ecs_worker_with_the_key_from_secrets_manager():
     s = _stack("worker-running")
     [definition] = s.of_type(":TaskDefinition")
     [container] = json.loads(definition.inputs["containerDefinitions"])
-    assert container["command"] == ["prefect", "worker", "start", "--pool", s.outputs["work_pool_name"], "--type", "ecs"]
+    pool = s.outputs["work_pool_name"]
+    assert container["command"] == ["prefect", "worker", "start", "--pool", pool, "--type", "ecs"]
     assert container["image"] == _cfg(s, "prefect_worker_image")
     assert container["secrets"] == [{"name": "PREFECT_API_KEY", "valueFrom": s.outputs["prefect_api_key_secret_arn"]}]
     assert "PREFECT_API_KEY" not in {e["name"] for e in container["environment"]}
@@ -347,7 +348,8 @@ def test_worker_service_runs_the_ecs_worker_with_the_key_from_secrets_manager():
 def test_worker_role_passes_only_the_flow_run_roles_and_runs_only_flow_runs():
     s = _stack("worker-running")
     by_sid = {st["Sid"]: st for st in _statements(s, "prefect_worker_role_arn")}
-    assert by_sid["PassOnlyTheFlowRunRoles"]["Resource"] == [s.outputs["execution_role_arn"], s.outputs["flow_run_role_arn"]]
+    passed = [s.outputs["execution_role_arn"], s.outputs["flow_run_role_arn"]]
+    assert by_sid["PassOnlyTheFlowRunRoles"]["Resource"] == passed
     run = by_sid["RunFlowRunsInThisCluster"]
     assert run["Resource"].endswith(f":task-definition/{s.outputs['flow_run_family']}:*")
     assert run["Condition"] == {"ArnEquals": {"ecs:cluster": s.outputs["ecs_cluster_arn"]}}

@@ -1,0 +1,464 @@
+"""The cloud rehearsal: the deployed project's AWS path, run by the real clients against moto on loopback.
+
+1. the Pulumi program is run under Pulumi's mocks (infrastructure/tests/infra_harness.py) and what it declares
+   is created in moto: network, ECS cluster, log group, bucket, the Prefect API key secret, and every role
+   with the action-level projection of its generated policy documents (aws_emulation.py);
+2. moto's IAM enforcement goes on; each role's credentials are served to the tasks that run as it;
+3. a local Prefect server; the ECS work pool from the project's own job template and `prefect deploy`;
+4. the Prefect ECS worker runs as the stack's worker service task (or, with the worker service off, as the
+   user's process with the README's worker policy) - prefect-aws's real worker submitting the real template;
+5. the AWS deployment is triggered; its flow-run task (Prefect's own pull steps, then the flow) starts the real
+   FargateCluster with the project's arguments; every task moto reports as started runs as a local process
+   (ecs_tasks.py); the flow scores data in moto's S3 on that cluster and must reach Completed;
+6. every started task is stopped, pass or fail; the calls are returned for the scoping check (iam_scope.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aws_emulation import ACCOUNT, ECS_TASKS, LOOPBACK, Call, MotoAws, put_role
+from ecs_tasks import NETGUARD, TaskRunner
+from image import PROJECT_DIR, read
+
+sys.path.insert(0, str(PROJECT_DIR / "infrastructure"))
+sys.path.insert(0, str(PROJECT_DIR / "infrastructure" / "tests"))
+import infra_harness  # noqa: E402
+
+BIN = Path(sys.executable).parent
+FAKE_API_KEY = "pnu_rehearsal0secret0value0never0in0a0task0definition"  # pragma: allowlist secret
+STACK = "rehearsal"
+# A small run: the point is the path through AWS, not the volume (make bench measures that).
+PARAMETERS = {"train_rows": 20_000, "train_files": 2, "score_rows": 40_000, "score_files": 4}
+
+
+class RehearsalError(RuntimeError):
+    pass
+
+
+@dataclass
+class Result:
+    state: str
+    calls: list[Call]
+    policies: dict[str, list[str]]  # role name -> the generated policy documents attached to it
+    outputs: dict[str, Any]
+    tasks: list[Any]
+    violations: list[str]
+    secrets_seen: list[str]
+    log: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def say(log: list[str], message: str) -> None:
+    log.append(message)
+    print(f"[cloud rehearsal] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def stack(image: str, api_url: str, worker: bool) -> infra_harness.Synth:
+    return infra_harness.synth(stack=STACK, prefect_worker=worker, prefect_worker_image=image, prefect_api_url=api_url)
+
+
+def generated_policies(s: infra_harness.Synth) -> dict[str, list[tuple[str, str]]]:
+    """role name -> [(policy resource name, document)] as the Pulumi program declares them."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for policy in s.of_type(":RolePolicy"):
+        out.setdefault(policy.inputs["role"], []).append((policy.name, policy.inputs["policy"]))
+    return out
+
+
+def build_aws(aws: MotoAws, s: infra_harness.Synth, edit: Callable[[str, str], str] | None) -> dict[str, Any]:
+    """Create in moto what the program declares; the stack outputs with moto's ids in place of the mocks'."""
+    ec2, ecs = aws.client("ec2"), aws.client("ecs")
+    ids: dict[str, str] = {}
+    [vpc] = s.of_type(":Vpc")
+    ids[vpc.id] = ec2.create_vpc(CidrBlock=vpc.inputs["cidrBlock"])["Vpc"]["VpcId"]
+    for subnet in s.of_type(":Subnet"):
+        ids[subnet.id] = ec2.create_subnet(
+            VpcId=ids[vpc.id], CidrBlock=subnet.inputs["cidrBlock"], AvailabilityZone=subnet.inputs["availabilityZone"]
+        )["Subnet"]["SubnetId"]
+    for sg in s.of_type(":SecurityGroup"):
+        ids[sg.id] = ec2.create_security_group(
+            GroupName=sg.inputs["name"], Description=sg.inputs["description"], VpcId=ids[vpc.id]
+        )["GroupId"]
+    [cluster] = s.of_type(":Cluster")
+    ecs.create_cluster(clusterName=cluster.inputs["name"])
+    ecs.put_cluster_capacity_providers(
+        cluster=cluster.inputs["name"],
+        capacityProviders=["FARGATE", "FARGATE_SPOT"],
+        defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
+    )
+    ecs.put_account_setting(name="taskLongArnFormat", value="enabled")  # the default of every account
+    [group] = s.of_type(":LogGroup")
+    aws.client("logs").create_log_group(logGroupName=group.inputs["name"])
+    [bucket] = s.of_type(":Bucket")
+    aws.client("s3").create_bucket(Bucket=bucket.inputs["bucket"], **_location(aws.region))
+    [secret] = s.of_type(":Secret")
+    secret_arn = aws.client("secretsmanager").create_secret(Name=secret.inputs["name"], SecretString=FAKE_API_KEY)[
+        "ARN"
+    ]
+    ids[secret.state["arn"]] = secret_arn
+    for role in s.of_type(":Role"):
+        documents = generated_policies(s).get(role.inputs["name"], [])
+        if edit:
+            documents = [(name, edit(role.inputs["name"], doc)) for name, doc in documents]
+        put_role(aws, role.inputs["name"], role.inputs["assumeRolePolicy"], documents)
+    return _translate(s.outputs, ids)
+
+
+def _location(region: str) -> dict[str, Any]:
+    return {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+
+
+def _translate(value: Any, ids: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _translate(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_translate(v, ids) for v in value]
+    if isinstance(value, str):
+        for old, new in ids.items():
+            value = value.replace(old, new)
+    return value
+
+
+def user_worker_role(aws: MotoAws, s: infra_harness.Synth) -> str:
+    """With the worker service off, the user runs the worker with the README's policy (identity.worker_policy)."""
+    from infra import identity
+
+    a = identity.Arns(
+        "aws",
+        aws.region,
+        ACCOUNT,
+        f"{_cfg(s, 'name_prefix')}-{STACK}",
+        s.outputs["bucket_name"],
+        s.outputs["log_group_name"],
+    )
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": ECS_TASKS}, "Action": "sts:AssumeRole"}],
+        }
+    )
+    name = f"{a.base_name}-user-worker"
+    return put_role(aws, name, trust, [("worker-policy", identity.worker_policy(a))])
+
+
+def _cfg(s: infra_harness.Synth, key: str) -> str:
+    project, _ = infra_harness.project_config()
+    return s.config[f"{project}:{key}"]
+
+
+class Processes:
+    def __init__(self, workdir: Path, env: dict[str, str]):
+        self.workdir, self.env, self.started = workdir, env, []
+
+    def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
+        out = (self.workdir / f"{name}.log").open("w")
+        proc = subprocess.Popen(
+            cmd,
+            cwd=PROJECT_DIR,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,  # noqa: S603
+            start_new_session=True,
+        )
+        out.close()
+        self.started.append(proc)
+        return proc
+
+    def run(self, cmd: list[str], env: dict[str, str] | None = None, timeout: float = 300) -> str:
+        proc = subprocess.run(
+            cmd,
+            cwd=PROJECT_DIR,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,  # noqa: S603
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RehearsalError(
+                f"`{' '.join(cmd[:4])} ...` failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+            )
+        return proc.stdout
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)  # Prefect's server stops on SIGINT
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=20)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+
+
+def wait_for(what: str, ready: Callable[[], bool], timeout: float, check: Callable[[], None] = lambda: None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        check()
+        if ready():
+            return
+        time.sleep(0.5)
+    raise RehearsalError(f"{what} not ready after {timeout:.0f} s")
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def rehearse(
+    *,
+    edit_policy: Callable[[str, str], str] | None = None,
+    timeout: float = 900,
+    keep: bool = False,
+    workdir: Path | None = None,
+) -> Result:
+    """Run the rehearsal; RehearsalError names what failed (a denied call names its action and role)."""
+    t0 = time.monotonic()
+    log: list[str] = []
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="cloud-rehearsal-", dir="/tmp"))
+    os.chmod(workdir, 0o755)  # noqa: S103 - the tasks' uid reads their files here
+    image_facts = read()
+    api_port = free_port()
+    api_url = f"http://{LOOPBACK}:{api_port}/api"
+    # This process talks to the rehearsal's Prefect server (set before Prefect reads its settings).
+    os.environ.update(
+        {
+            "PREFECT_API_URL": api_url,
+            "PREFECT_HOME": str(workdir / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+    )
+    from {{ cookiecutter.package_name }}.deploy import work_pool
+
+    worker_service = (
+        infra_harness.project_config()[1].get(f"{infra_harness.project_config()[0]}:prefect_worker") == "true"
+    )
+    s0 = stack("pending", api_url, worker_service)
+    image = f"{s0.outputs['ecr_repository_url']}:rehearsal"
+    s = stack(image, api_url, worker_service)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PREFECT_", "PIPELINE_"))},
+        "PREFECT_HOME": str(workdir / "prefect-home"),
+        "PREFECT_API_URL": api_url,
+        "PREFECT_SERVER_API_HOST": LOOPBACK,
+        "PREFECT_SERVER_API_PORT": str(api_port),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+        "PYTHONPATH": str(NETGUARD),
+        "REHEARSAL_NETWORK_LOG": str(workdir / "network-violations-host.log"),
+    }
+    aws = MotoAws(s.config["aws:region"])
+    denied: list[Call] = []
+    aws.log.on_denied = denied.append
+    processes = Processes(workdir, env)
+    runner = None
+    state = "not started"
+    try:
+        say(log, f"moto on {aws.endpoint}; creating what the Pulumi program declares (stack {STACK!r})")
+        outputs = build_aws(aws, s, edit_policy)
+        roles = {r.inputs["name"]: r.state["arn"] for r in s.of_type(":Role")}
+        worker_role = roles.get(f"{_cfg(s, 'name_prefix')}-{STACK}-prefect-worker") or user_worker_role(aws, s)
+        creds = {arn: aws.assume(arn, "ecs-task") for arn in {*roles.values(), worker_role}}
+        aws.enforce()
+        say(log, "IAM enforcement on (action-level projection of the generated policies)")
+        runner = TaskRunner(aws, image_facts, workdir / "ecs", creds)
+        runner.start()
+
+        processes.start(
+            "prefect-server", [str(BIN / "prefect"), "server", "start", "--host", LOOPBACK, "--port", str(api_port)]
+        )
+        wait_for("Prefect server", lambda: http_ok(f"{api_url}/health"), 180, lambda: _alive(processes))
+        say(log, f"Prefect server on {api_url}")
+        template = work_pool.work_pool_job_template(outputs, image)
+        template_file = workdir / "job-template.json"
+        template_file.write_text(json.dumps(template))
+        pool = outputs["work_pool_name"]
+        prefect = [str(BIN / "prefect"), "--no-prompt"]
+        processes.run(
+            [
+                *prefect,
+                "work-pool",
+                "create",
+                pool,
+                "--type",
+                "ecs",
+                "--overwrite",
+                "--base-job-template",
+                str(template_file),
+            ]
+        )
+        processes.run(
+            [*prefect, "deploy", "--name", "batch-pipeline-aws"],
+            env={"PIPELINE_ECS_POOL": pool, "PIPELINE_IMAGE": image},
+        )
+        say(log, f"work pool {pool!r} and deployment batch-pipeline-aws created")
+
+        _start_worker(aws, s, outputs, worker_role, worker_service, image, api_url)
+        say(log, "Prefect ECS worker task started")
+        from prefect.deployments import run_deployment
+
+        flow_run = run_deployment("batch-pipeline/batch-pipeline-aws", parameters=PARAMETERS, timeout=0)
+        say(log, f"flow run {flow_run.name!r} triggered")
+        state = _wait_for_run(flow_run.id, timeout, runner, denied)
+        say(log, f"flow run {flow_run.name!r}: {state}")
+        # As on Fargate, the flow-run task ends by itself once its run is final.
+        wait_for(
+            "the flow-run task to exit",
+            lambda: all(
+                t.exit_code is not None for t in runner.started.values() if t.family == outputs["flow_run_family"]
+            ),
+            90,
+        )
+    finally:
+        if runner is not None:
+            runner.stop_all()
+        processes.stop_all()
+        tasks = list(runner.started.values()) if runner else []
+        violations = (runner.violations() if runner else []) + _lines(workdir / "network-violations-host.log")
+        secrets_seen = _secrets_in_task_definitions(aws)
+        calls = aws.log.snapshot()
+        aws.close()
+    result = Result(
+        state,
+        calls,
+        {k: [d for _, d in v] for k, v in generated_policies(s).items()},
+        outputs,
+        tasks,
+        violations,
+        secrets_seen,
+        log,
+        time.monotonic() - t0,
+    )
+    if denied:
+        first = denied[0]
+        raise RehearsalError(f"AWS denied {first.action} to role {first.principal} ({len(denied)} denied call(s))")
+    if runner and runner.errors:
+        raise RehearsalError("; ".join(runner.errors))
+    return result
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _alive(processes: Processes) -> None:
+    for proc in processes.started:
+        if proc.poll() is not None:
+            raise RehearsalError(f"{proc.args[:3]} exited with {proc.returncode}")
+
+
+def _start_worker(aws: MotoAws, s, outputs, worker_role: str, service: bool, image: str, api_url: str) -> None:
+    """The worker service's task, as ECS's service scheduler starts it (or the user's worker, same command)."""
+    from infra import worker
+
+    ecs = aws.client("ecs", aws_admin(aws))
+    if service:
+        [definition] = s.of_type(":TaskDefinition")
+        containers = json.loads(
+            _translate(
+                definition.inputs["containerDefinitions"],
+                {s.one("prefect-api-key").state["arn"]: outputs["prefect_api_key_secret_arn"]},
+            )
+        )
+    else:
+        containers = [
+            {
+                "name": "prefect-worker",
+                "image": image,
+                "command": ["prefect", "worker", "start", "--pool", outputs["work_pool_name"], "--type", "ecs"],
+                "environment": [{"name": "PREFECT_API_URL", "value": api_url}],
+                "secrets": [{"name": "PREFECT_API_KEY", "valueFrom": outputs["prefect_api_key_secret_arn"]}],
+            }
+        ]
+    arn = ecs.register_task_definition(
+        family=f"{outputs['work_pool_name']}-worker",
+        containerDefinitions=containers,
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu=str(worker.CPU),
+        memory=str(worker.MEMORY),
+        executionRoleArn=outputs["execution_role_arn"],
+        taskRoleArn=worker_role,
+    )["taskDefinition"]["taskDefinitionArn"]
+    groups = [outputs["dask_security_group_id"]]
+    if service:
+        ec2 = aws.client("ec2", aws_admin(aws))
+        groups = [
+            g["GroupId"]
+            for g in ec2.describe_security_groups()["SecurityGroups"]
+            if g["GroupName"] == f"{outputs['work_pool_name'][: -len('-ecs')]}-prefect-worker"
+        ]
+    ecs.run_task(
+        cluster=outputs["ecs_cluster_arn"],
+        taskDefinition=arn,
+        launchType="FARGATE",
+        startedBy="ecs-svc",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": outputs["private_subnet_ids"],
+                "securityGroups": groups,
+                "assignPublicIp": "DISABLED",
+            }
+        },
+    )
+
+
+def aws_admin(aws: MotoAws) -> dict[str, str]:
+    return aws.admin
+
+
+def _wait_for_run(flow_run_id, timeout: float, runner: TaskRunner, denied: list[Call]) -> str:
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(flow_run_id)
+            if run.state and run.state.is_final():
+                return run.state.name
+            if denied:
+                return f"stopped: AWS denied {denied[0].action} to {denied[0].principal}"
+            if runner.errors:
+                return f"stopped: {runner.errors[0]}"
+            time.sleep(2)
+    return "timed out"
+
+
+def _secrets_in_task_definitions(aws: MotoAws) -> list[str]:
+    """Where the Prefect API key shows up in a task definition or a task's overrides (nowhere, is the rule)."""
+    backend = aws.ecs_backend()
+    found = []
+    for family in backend.task_definitions.values():
+        for revision in family.values():
+            if FAKE_API_KEY in json.dumps(revision.container_definitions, default=str):
+                found.append(revision.arn)
+    for cluster in backend.tasks.values():
+        for arn, task in cluster.items():
+            if FAKE_API_KEY in json.dumps(task.overrides, default=str):
+                found.append(f"{arn} (RunTask overrides)")
+    return found

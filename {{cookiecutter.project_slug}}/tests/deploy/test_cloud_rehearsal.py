@@ -1,0 +1,60 @@
+"""The cloud rehearsal (`make rehearse-cloud`): the real FargateCluster and the real prefect-aws ECS worker against
+moto on loopback with IAM enforcement on, every ECS task run as the image's user (cloud_rehearsal.py).
+
+Needs root (each task runs in a mount namespace of its own, as the image's uid) and the util-linux tools; it takes
+a few minutes, so `make test` leaves it out (marker `cloud`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+pytestmark = [
+    pytest.mark.cloud,
+    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and util-linux (unshare)"),
+]
+
+
+@pytest.fixture(scope="module")
+def rehearsal():
+    from cloud_rehearsal import rehearse
+
+    return rehearse()
+
+
+def test_flow_run_completes_through_fargate_cluster_and_the_ecs_worker(rehearsal):
+    assert rehearsal.state == "Completed", "\n".join(rehearsal.log)
+    assert not [c for c in rehearsal.calls if c.denied]
+    by_role = {(c.principal, c.action) for c in rehearsal.calls}
+    pool = rehearsal.outputs["work_pool_name"]
+    base = pool.removesuffix("-ecs")
+    assert (f"{base}-prefect-worker", "ecs:RunTask") in by_role or (f"{base}-user-worker", "ecs:RunTask") in by_role
+    assert (f"{base}-flow-run", "ecs:ListAccountSettings") in by_role  # FargateCluster, before each RunTask
+    assert (f"{base}-dask-task", "s3:PutObject") in by_role  # the Dask workers wrote scores to the bucket
+
+
+def test_every_task_ran_an_image_command_as_the_image_user_and_was_stopped(rehearsal):
+    families = {t.family.rsplit("-", 1)[-1] for t in rehearsal.tasks}
+    assert {"scheduler", "worker", "flow-run"} <= families
+    for task in rehearsal.tasks:
+        assert task.uid == 10001
+        assert task.exit_code is not None and task.exit_code != 127, (task.family, task.argv)
+        assert task.process is None or task.process.poll() is not None
+    commands = {tuple(t.argv[:2]) for t in rehearsal.tasks}
+    assert ("dask", "scheduler") in commands and ("dask", "worker") in commands
+
+
+def test_no_connection_left_loopback_and_no_secret_in_a_task_definition(rehearsal):
+    assert rehearsal.violations == []
+    assert rehearsal.secrets_seen == []
+
+
+def test_task_definitions_hold_no_prefect_api_key_variable(rehearsal):
+    for call in rehearsal.calls:
+        if call.action == "ecs:RegisterTaskDefinition":
+            containers = call.params().get("containerDefinitions", [])
+            names = {e["name"] for c in containers for e in c.get("environment", [])}
+            assert "PREFECT_API_KEY" not in names, json.dumps(containers)[:500]
