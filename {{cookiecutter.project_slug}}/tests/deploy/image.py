@@ -125,7 +125,7 @@ def installed_distributions(project_dir: Path = PROJECT_DIR) -> set[str]:
     try:
         from importlib import import_module
 
-        exporter = import_module(f"{package}.locked_requirements")
+        exporter = import_module(f"{package}.deploy.requirements")
     finally:
         sys.path.pop(0)
     lock = tomllib.loads((project_dir / "poetry.lock").read_text(encoding="utf-8"))
