@@ -62,6 +62,59 @@ class Result:
     seconds: float = 0.0
 
 
+def without_action(document: str, action: str) -> str:
+    """The policy document with one action taken out of every statement (a statement left empty is dropped).
+
+    For the negative test: the rehearsal must then fail naming that action."""
+    policy = json.loads(document)
+    statements = policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
+    kept = []
+    for statement in statements:
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else list(actions)
+        remaining = [a for a in actions if a.lower() != action.lower()]
+        if len(remaining) == len(actions):
+            kept.append(statement)  # untouched
+        elif remaining:
+            kept.append({**statement, "Action": remaining})
+    return json.dumps({**policy, "Statement": kept})
+
+
+def drop_action(role_suffix: str, action: str) -> Callable[[str, str], str]:
+    """An `edit_policy` hook removing `action` from the generated policies of the role whose name ends so."""
+    return lambda role, document: without_action(document, action) if role.endswith(role_suffix) else document
+
+
+def report(result: Result) -> dict[str, Any]:
+    """What one run did, as JSON: the AWS calls in order with the role of each, the commands each emulated task
+    ran and as which uid, the variable names of every registered task definition, and the run's duration."""
+    registered = []
+    for call in result.calls:
+        if call.action == "ecs:RegisterTaskDefinition" and not call.denied:
+            params = call.params()
+            for container in params.get("containerDefinitions", []):
+                registered.append(
+                    {
+                        "family": params.get("family"),
+                        "command": container.get("command"),
+                        "environment": sorted(e["name"] for e in container.get("environment", [])),
+                        "secrets": sorted(e["name"] for e in container.get("secrets", [])),
+                    }
+                )
+    return {
+        "state": result.state,
+        "seconds": round(result.seconds, 1),
+        "calls": [[c.principal, c.action, "denied" if c.denied else "allowed"] for c in result.calls],
+        "tasks": [
+            {"family": t.family, "argv": t.argv, "uid": t.uid, "exit_code": t.exit_code, "stopped_by": t.stopped_by}
+            for t in result.tasks
+        ],
+        "task_definitions": registered,
+        "violations": result.violations,
+        "secrets_seen": result.secrets_seen,
+    }
+
+
 def say(log: list[str], message: str) -> None:
     log.append(message)
     print(f"[cloud rehearsal] {message}", flush=True)

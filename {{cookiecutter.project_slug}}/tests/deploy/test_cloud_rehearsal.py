@@ -20,9 +20,18 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def rehearsal():
-    from cloud_rehearsal import rehearse
+    from cloud_rehearsal import rehearse, report
 
-    return rehearse()
+    result = rehearse()
+    summary = report(result)
+    # make rehearse-cloud REHEARSAL_REPORT=<file>: the run as JSON (calls and roles, task commands and uids)
+    if path := os.environ.get("REHEARSAL_REPORT"):
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=1)
+    print(f"cloud rehearsal: {result.state} in {summary['seconds']} s")
+    for task in summary["tasks"]:
+        print(f"  task {task['family']} as uid {task['uid']}: {' '.join(task['argv'])} (exit {task['exit_code']})")
+    return result
 
 
 def test_flow_run_completes_through_fargate_cluster_and_the_ecs_worker(rehearsal):
@@ -58,3 +67,14 @@ def test_task_definitions_hold_no_prefect_api_key_variable(rehearsal):
             containers = call.params().get("containerDefinitions", [])
             names = {e["name"] for c in containers for e in c.get("environment", [])}
             assert "PREFECT_API_KEY" not in names, json.dumps(containers)[:500]
+
+
+def test_removing_a_needed_action_fails_the_rehearsal_naming_it():
+    """The enforcement is real: without ecs:ListAccountSettings (which FargateCluster calls before each RunTask) the
+    flow-run role cannot start the Dask cluster, and the rehearsal stops there, naming the action and the role."""
+    from cloud_rehearsal import RehearsalError, drop_action, rehearse
+
+    with pytest.raises(RehearsalError, match="ecs:ListAccountSettings") as failure:
+        rehearse(edit_policy=drop_action("-flow-run", "ecs:ListAccountSettings"), timeout=600)
+    assert "-flow-run" in str(failure.value)
+    print(f"cloud rehearsal without ecs:ListAccountSettings: {failure.value}")

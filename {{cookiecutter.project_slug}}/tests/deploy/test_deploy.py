@@ -111,6 +111,7 @@ STAND_IN = """#!/bin/sh
 tool=$(basename "$0")
 echo "$tool $*" >> "@LOG@"
 [ -n "$PIPELINE_IMAGE" ] && echo "env PIPELINE_IMAGE=$PIPELINE_IMAGE" >> "@LOG@"
+[ -n "$PIPELINE_ECS_POOL" ] && echo "env PIPELINE_ECS_POOL=$PIPELINE_ECS_POOL" >> "@LOG@"
 prev=""
 for arg in "$@"; do
   [ "$prev" = "--base-job-template" ] && cp "$arg" "@TMP@/template.json"
@@ -205,9 +206,10 @@ def test_deploy_runs_every_step_in_order(stand_ins):
         "prefect --no-prompt work-pool",
         "prefect --no-prompt deploy",
         "env PIPELINE_IMAGE=" + image,
+        "env PIPELINE_ECS_POOL=" + OUTPUTS["work_pool_name"],  # prefect.yaml's ECS pool is the stack's
     ]
     assert "--policy-pack" in text and "--stack dev" in text
-    assert f"work-pool create {deploy.ECS_POOL} --type ecs --overwrite --base-job-template" in text
+    assert f"work-pool create {OUTPUTS['work_pool_name']} --type ecs --overwrite --base-job-template" in text
     assert f"work-pool create {deploy.LOCAL_POOL} --type process --overwrite" in text
     assert "prefect --no-prompt deploy --all" in text
     template = json.loads((tmp / "template.json").read_text())
@@ -215,6 +217,8 @@ def test_deploy_runs_every_step_in_order(stand_ins):
 
 
 def test_destroy_reverses_deploy(stand_ins):
+    from tests.deploy.test_fargate_wiring import OUTPUTS
+
     log, _ = stand_ins
     deploy.destroy()
     calls = _calls(log)
@@ -226,4 +230,4 @@ def test_destroy_reverses_deploy(stand_ins):
         "prefect --no-prompt work-pool",
         "pulumi destroy --yes",
     ]
-    assert f"work-pool delete {deploy.ECS_POOL}" in log.read_text()
+    assert f"work-pool delete {OUTPUTS['work_pool_name']}" in log.read_text()

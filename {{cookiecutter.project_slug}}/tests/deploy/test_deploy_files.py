@@ -79,12 +79,12 @@ def test_prefect_yaml_matches_the_deploy_code_and_the_image():
         # A module entrypoint: Dask workers import the flow's tasks by module name.
         module, function = d["entrypoint"].split(":")
         assert module == "{{ cookiecutter.package_name }}.flows" and function in functions, name
-        if d["work_pool"]["name"] == deploy.ECS_POOL:
+        if d["work_pool"]["name"] == deploy.ECS_POOL_IN_PREFECT_YAML:
             assert d["pull"] == expected, name
         else:
             assert d["work_pool"]["name"] == deploy.LOCAL_POOL, name
             assert d.get("pull") == (expected if CODE_SOURCE == "git" else None), name
-    ecs = {name for name, d in deployments.items() if d["work_pool"]["name"] == deploy.ECS_POOL}
+    ecs = {name for name, d in deployments.items() if d["work_pool"]["name"] == deploy.ECS_POOL_IN_PREFECT_YAML}
     assert ecs == {name.split("/")[1] for name in deploy.ECS_DEPLOYMENTS}  # what `make destroy` deletes
     assert any(d.get("schedules") for d in deployments.values())
     assert "batch-pipeline-local" in deployments

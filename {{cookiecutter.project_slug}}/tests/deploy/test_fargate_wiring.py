@@ -24,6 +24,9 @@ OUTPUTS = {
     "bucket_name": "{{ cookiecutter.project_slug }}-dev-data",
     "data_url": "s3://{{ cookiecutter.project_slug }}-dev-data/pipeline",
     "ecr_repository_url": "123456789012.dkr.ecr.{{ cookiecutter.aws_region }}.amazonaws.com/{{ cookiecutter.project_slug }}",
+    "work_pool_name": "{{ cookiecutter.project_slug }}-dev-ecs",
+    "flow_run_family": "{{ cookiecutter.project_slug }}-dev-flow-run",
+    "prefect_api_key_secret_arn": "arn:aws:secretsmanager:{{ cookiecutter.aws_region }}:123456789012:secret:prefect-api-key-AbCdEf",
 }
 
 
@@ -34,7 +37,7 @@ def test_answers_reach_the_wiring():
 
 
 def test_fargate_cluster_kwargs_from_outputs():
-    kwargs = fargate.fargate_cluster_kwargs(OUTPUTS, IMAGE, 2, environment={"PREFECT_API_URL": "http://p/api"})
+    kwargs = fargate.fargate_cluster_kwargs(OUTPUTS, IMAGE, 2, environment={"PIPELINE_DATA_URL": OUTPUTS["data_url"]})
     vcpus = fargate.WORKER_VCPUS
     assert kwargs == {
         "image": IMAGE,
@@ -55,10 +58,97 @@ def test_fargate_cluster_kwargs_from_outputs():
         "worker_cpu": 1024 * vcpus,
         "worker_mem": 4096 * vcpus,
         "worker_nthreads": vcpus,
-        "environment": {"PREFECT_API_URL": "http://p/api"},
+        "environment": {"PIPELINE_DATA_URL": OUTPUTS["data_url"]},
         "tags": {"project": "{{ cookiecutter.project_slug }}"},
         "skip_cleanup": True,
     }
+
+
+def test_the_dask_task_definitions_get_no_prefect_api_url_or_key(monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", "https://api.prefect.cloud/api/accounts/a/workspaces/w")
+    monkeypatch.setenv("PREFECT_API_KEY", "pnu_secret")
+    monkeypatch.setenv("PIPELINE_DATA_URL", OUTPUTS["data_url"])
+    environment = fargate.fargate_cluster_kwargs(OUTPUTS, IMAGE, 2)["environment"]
+    assert environment == {"PIPELINE_DATA_URL": OUTPUTS["data_url"]}
+    for name in ("PREFECT_API_KEY", "PREFECT_API_URL"):
+        with pytest.raises(ValueError, match=name):
+            fargate.fargate_cluster_kwargs(OUTPUTS, IMAGE, 2, environment={name: "x"})
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["dask-scheduler", "--idle-timeout", "20 minutes"], ["dask", "scheduler", "--idle-timeout", "20 minutes"]),
+        (
+            ["dask-worker", "tcp://1.2.3.4:8786", "--nthreads", "1"],
+            ["dask", "worker", "tcp://1.2.3.4:8786", "--nthreads", "1"],
+        ),
+        (["dask", "worker", "tcp://a:8786"], ["dask", "worker", "tcp://a:8786"]),
+        (["prefect", "flow-run", "execute"], ["prefect", "flow-run", "execute"]),
+        ([], []),
+        (None, None),
+    ],
+)
+def test_dask_cli_command_uses_the_commands_distributed_still_has(command, expected):
+    assert fargate.dask_cli_command(command) == expected
+
+
+def test_register_and_run_task_requests_are_rewritten_other_calls_untouched():
+    register = {
+        "family": "dask-x",
+        "containerDefinitions": [{"name": "x", "command": ["dask-worker", "tcp://s:8786"]}, {"name": "y"}],
+    }
+    assert fargate.rewrite_ecs_request("register_task_definition", register)["containerDefinitions"] == [
+        {"name": "x", "command": ["dask", "worker", "tcp://s:8786"]},
+        {"name": "y"},
+    ]
+    run = {"overrides": {"containerOverrides": [{"name": "x", "command": ["dask-scheduler", "--host", "0.0.0.0"]}]}}
+    fargate.rewrite_ecs_request("run_task", run)
+    assert run["overrides"]["containerOverrides"][0]["command"] == ["dask", "scheduler", "--host", "0.0.0.0"]
+    other = {"containerDefinitions": [{"command": ["dask-worker"]}]}
+    assert fargate.rewrite_ecs_request("describe_tasks", other) == {
+        "containerDefinitions": [{"command": ["dask-worker"]}]
+    }
+
+
+def test_the_project_cluster_class_rewrites_what_it_sends_to_ecs():
+    from dask_cloudprovider.aws import FargateCluster
+
+    sent = []
+
+    class FakeEcs:
+        async def register_task_definition(self, **params):
+            sent.append(("register", params))
+
+        async def run_task(self, **params):
+            sent.append(("run", params))
+
+    class FakeContext:
+        async def __aenter__(self):
+            return FakeEcs()
+
+        async def __aexit__(self, *exc):
+            return False
+
+    cls = fargate.fargate_cluster_class()
+    assert issubclass(cls, FargateCluster)
+    cluster = cls.__new__(cls)  # no __init__: nothing starts
+    original = FargateCluster._client
+    try:
+        FargateCluster._client = lambda self, name: FakeContext()
+
+        async def use():
+            async with cluster._client("ecs") as ecs:
+                await ecs.register_task_definition(containerDefinitions=[{"command": ["dask-scheduler"]}])
+                await ecs.run_task(overrides={"containerOverrides": [{"command": ["dask-worker", "tcp://s:8786"]}]})
+
+        asyncio.run(use())
+    finally:
+        FargateCluster._client = original
+    assert sent == [
+        ("register", {"containerDefinitions": [{"command": ["dask", "scheduler"]}]}),
+        ("run", {"overrides": {"containerOverrides": [{"command": ["dask", "worker", "tcp://s:8786"]}]}}),
+    ]
 
 
 @pytest.mark.parametrize(("vcpus", "spot", "asked", "cap", "workers"), [(1, False, 50, 8, 8), (4, True, 3, 100, 3)])
@@ -158,3 +248,15 @@ def test_work_pool_job_template_is_prefects_default_filled_in():
     outputs = fargate.load_outputs({"PIPELINE_AWS_OUTPUTS": env["PIPELINE_AWS_OUTPUTS"]})
     assert outputs == OUTPUTS
     assert fargate.fargate_cluster_kwargs(outputs, env["PIPELINE_IMAGE"], 1, environment={})["image"] == IMAGE
+    # The stack's own family, and the flow run's Prefect API key from Secrets Manager, never in the environment.
+    assert job.task_definition["family"] == OUTPUTS["flow_run_family"]
+    assert job.prefect_api_key_secret_arn == OUTPUTS["prefect_api_key_secret_arn"]
+    assert "PREFECT_API_KEY" not in env
+
+
+def test_work_pool_job_template_needs_the_stack_family_and_secret_and_refuses_a_key_in_env():
+    for name in work_pool.JOB_TEMPLATE_OUTPUTS:
+        with pytest.raises(fargate.OutputsError, match=name):
+            work_pool.work_pool_job_template({k: v for k, v in OUTPUTS.items() if k != name}, IMAGE)
+    with pytest.raises(ValueError, match="PREFECT_API_KEY"):
+        work_pool.work_pool_job_template(OUTPUTS, IMAGE, env={"PREFECT_API_KEY": "pnu_secret"})

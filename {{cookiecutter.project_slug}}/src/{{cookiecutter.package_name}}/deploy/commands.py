@@ -35,7 +35,10 @@ from {{ cookiecutter.package_name }}.runtime import fargate
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 INFRA_DIR = PROJECT_DIR / "infrastructure"
 PROJECT_SLUG = fargate.PROJECT_SLUG
-ECS_POOL = f"{PROJECT_SLUG}-ecs"
+# The ECS pool is the stack's (output `work_pool_name`, `<prefix>-<stack>-ecs`): prefect.yaml names it by this
+# variable, which `make deploy` sets for `prefect deploy`, so two stacks or projects never share a pool.
+ECS_POOL_ENV = "PIPELINE_ECS_POOL"
+ECS_POOL_IN_PREFECT_YAML = "{% raw %}{{ $PIPELINE_ECS_POOL }}{% endraw %}"  # = ECS_POOL_ENV
 LOCAL_POOL = f"{PROJECT_SLUG}-local"
 # Deployments on the ECS pool (prefect.yaml): `make destroy` deletes them with the pool.
 ECS_DEPLOYMENTS = ("batch-pipeline/batch-pipeline-aws", "train/train-aws", "score/score-aws")
@@ -259,13 +262,27 @@ def upsert_work_pool(name: str, pool_type: str, template: Mapping[str, Any] | No
         os.unlink(handle.name)
 
 
-def prefect_deploy(image: str, *names: str) -> None:
+def ecs_pool(outputs: Mapping[str, Any]) -> str:
+    """The stack's ECS work pool (Pulumi output `work_pool_name`)."""
+    if not (name := outputs.get("work_pool_name")):
+        raise fargate.OutputsError(
+            "Pulumi outputs lack work_pool_name; run `make deploy` (pulumi up) or check the stack"
+        )
+    return str(name)
+
+
+def deploy_env(image: str, pool: str) -> dict[str, str]:
+    """What `prefect deploy` resolves prefect.yaml with: the image and the stack's ECS pool."""
+    return {"PIPELINE_IMAGE": image, ECS_POOL_ENV: pool}
+
+
+def prefect_deploy(image: str, pool: str, *names: str) -> None:
     selection = [arg for name in names for arg in ("--name", name)] or ["--all"]
 {%- if cookiecutter.code_source == "git" %}
     git = git_source(cwd=PROJECT_DIR)  # repository + branch for the deployments' git_clone pull steps
-    run(["prefect", "--no-prompt", "deploy", *selection], env={"PIPELINE_IMAGE": image, **git})
+    run(["prefect", "--no-prompt", "deploy", *selection], env={**deploy_env(image, pool), **git})
 {%- else %}
-    run(["prefect", "--no-prompt", "deploy", *selection], env={"PIPELINE_IMAGE": image})
+    run(["prefect", "--no-prompt", "deploy", *selection], env=deploy_env(image, pool))
 {%- endif %}
 {%- if cookiecutter.code_source == "git" %}
 
@@ -295,14 +312,15 @@ def deploy(tag: str | None = None) -> None:
     outputs = stack_outputs()
     build(tag)
     image = push(outputs, tag)
-    upsert_work_pool(ECS_POOL, "ecs", work_pool_job_template(outputs, image))
+    pool = ecs_pool(outputs)
+    upsert_work_pool(pool, "ecs", work_pool_job_template(outputs, image))
     upsert_work_pool(LOCAL_POOL, "process")
-    prefect_deploy(image)
+    prefect_deploy(image, pool)
     from {{ cookiecutter.package_name }}.deploy.automations import upsert_automations
 
     upsert_automations()
     print(
-        f"Deployed {image}.\nFlow runs on work pool {ECS_POOL!r} start when an ECS worker polls it, e.g. "
+        f"Deployed {image}.\nFlow runs on work pool {pool!r} start when an ECS worker polls it, e.g. "
         f"`make worker-aws` on a machine (or ECS service) with AWS credentials; see README.md."
     )
 
@@ -324,11 +342,13 @@ def destroy() -> None:
     outputs = json.loads(pulumi("stack", "output", "--json", capture=True) or "{}")
     for name in ECS_DEPLOYMENTS:
         run(["prefect", "--no-prompt", "deployment", "delete", name], check=False)  # absent is fine
-    run(["prefect", "--no-prompt", "work-pool", "delete", ECS_POOL], check=False)
+    pool = outputs.get("work_pool_name")
+    if pool:
+        run(["prefect", "--no-prompt", "work-pool", "delete", pool], check=False)
     if outputs.get("ecr_repository_url"):
         delete_images(outputs["ecr_repository_url"])
     pulumi("destroy", "--yes", "--skip-preview")  # a bucket that holds data stays: README "Infrastructure"
-    print(f"Destroyed stack {stack_name()} and the Prefect work pool {ECS_POOL!r}.")
+    print(f"Destroyed stack {stack_name()}" + (f" and the Prefect work pool {pool!r}." if pool else "."))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -360,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         print(push(stack_outputs(), args.tag))
     elif args.command == "work-pool":
         require("work-pool")
-        upsert_work_pool(ECS_POOL, "ecs", work_pool_job_template(stack_outputs(), args.image))
+        outputs = stack_outputs()
+        upsert_work_pool(ecs_pool(outputs), "ecs", work_pool_job_template(outputs, args.image))
     elif args.command == "job-template":
         outputs = json.loads(args.outputs.read_text(encoding="utf-8"))
         print(json.dumps(work_pool_job_template(outputs, args.image), indent=2))

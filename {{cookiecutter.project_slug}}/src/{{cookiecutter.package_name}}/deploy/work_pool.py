@@ -14,9 +14,17 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from {{ cookiecutter.package_name }}.runtime.fargate import FLOW_RUN_CPU, FLOW_RUN_MEMORY, PROJECT_SLUG, require_outputs
-{%- if cookiecutter.tracking == "mlflow" %}
+from {{ cookiecutter.package_name }}.runtime.fargate import (
+    FLOW_RUN_CPU,
+    FLOW_RUN_MEMORY,
+    PROJECT_SLUG,
+    OutputsError,
+    require_outputs,
+)
 
+# Outputs the job template needs beyond what the Dask cluster needs.
+JOB_TEMPLATE_OUTPUTS = ("flow_run_family", "prefect_api_key_secret_arn")
+{%- if cookiecutter.tracking == "mlflow" %}
 TRACKING_ENV = ("PIPELINE_MLFLOW_TRACKING_URI", "PIPELINE_MLFLOW_EXPERIMENT")  # passed on from `make deploy`
 {%- endif %}
 
@@ -44,8 +52,19 @@ def work_pool_job_template(
     the execution role (image pull, logs) and the flow-run role as its task role (it starts the
     Dask cluster: ECS run/stop, iam:PassRole on the Dask roles, S3). Its environment tells the
     pipeline to use Fargate with this same image and these outputs. Logs go to the stack's group.
+    The task-definition family is the stack's own (two stacks or projects never share one), and the
+    flow run's Prefect API key comes from the stack's Secrets Manager secret (`secrets` of the task
+    definition, fetched by ECS with the execution role): no secret in the definition's environment.
     """
     require_outputs(outputs)
+    if missing := [name for name in JOB_TEMPLATE_OUTPUTS if not outputs.get(name)]:
+        raise OutputsError(
+            f"Pulumi outputs lack {', '.join(missing)}; run `make deploy` (pulumi up) or check the stack's outputs"
+        )
+    if leaked := sorted({"PREFECT_API_KEY"} & set(env or {})):
+        raise ValueError(
+            f"{', '.join(leaked)} must not sit in the task definition's environment (it comes from Secrets Manager)"
+        )
     if not image:
         raise ValueError("image is empty: the flow runs must use the project image pushed to ECR")
     template = copy.deepcopy(dict(base)) if base is not None else default_ecs_job_template()
@@ -83,7 +102,8 @@ def work_pool_job_template(
             "awslogs-create-group": "false",
         },
         "cloudwatch_logs_prefix": "flow-runs",
-        "family": f"{PROJECT_SLUG}-flow-run",
+        "family": outputs["flow_run_family"],
+        "prefect_api_key_secret_arn": outputs["prefect_api_key_secret_arn"],
         "match_latest_revision_in_family": True,  # reuse the task definition while nothing changes
         "labels": {"project": PROJECT_SLUG},
     }

@@ -50,12 +50,10 @@ def make_cluster(settings: Settings) -> Any | None:
     if settings.cluster == "existing":
         return None
     if settings.cluster == "fargate":
-        from dask_cloudprovider.aws import FargateCluster
-
-        from .fargate import fargate_cluster_kwargs
+        from .fargate import fargate_cluster_class, fargate_cluster_kwargs
 
         kwargs = fargate_cluster_kwargs(settings.load_aws_outputs(), image=settings.image, n_workers=settings.n_workers)
-        return FargateCluster(**kwargs)
+        return fargate_cluster_class()(**kwargs)
     return LocalCluster(
         n_workers=settings.n_workers,
         threads_per_worker=settings.threads_per_worker,

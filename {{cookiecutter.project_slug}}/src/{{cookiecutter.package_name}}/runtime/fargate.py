@@ -47,10 +47,13 @@ REQUIRED_OUTPUTS = (
     "log_group_name",
     "data_url",
 )
-# Environment the flow-run container passes on to the Dask scheduler and workers when set: Prefect task
-# runs on the workers report to the same API (with Prefect Cloud that takes the API key, which then sits
-# in the workers' ECS task definition; prefer a key of a service account limited to this workspace).
-FORWARDED_ENV = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_LOGGING_LEVEL", "PIPELINE_DATA_URL")
+# Environment the flow-run container passes on to the Dask scheduler and workers when set. Never the Prefect API
+# URL or key: the Dask workers run plain functions (client.map), not Prefect tasks, so they need no Prefect API,
+# and whatever is passed here is written into their ECS task definitions, readable by every
+# ecs:DescribeTaskDefinition caller and kept in every old revision.
+FORWARDED_ENV = ("PREFECT_LOGGING_LEVEL", "PIPELINE_DATA_URL")
+# Never forwarded, whatever a caller passes as `environment` (see above).
+SECRET_ENV = ("PREFECT_API_KEY", "PREFECT_API_URL")
 
 
 class OutputsError(ValueError):
@@ -121,6 +124,10 @@ def fargate_cluster_kwargs(
         raise ValueError(f"n_workers must be at least 1, not {n_workers}")
     if environment is None:
         environment = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
+    if leaked := sorted(set(environment) & set(SECRET_ENV)):
+        raise ValueError(
+            f"{', '.join(leaked)} would be written into the Dask task definitions; the workers need no Prefect API"
+        )
     return {
         "image": image,
         "n_workers": min(n_workers, max_workers),
@@ -142,3 +149,65 @@ def fargate_cluster_kwargs(
         "tags": {"project": PROJECT_SLUG, **(tags or {})},
         "skip_cleanup": True,
     }
+
+
+# -- dask-cloudprovider's container commands ---------------------------------------------------------------
+# dask-cloudprovider (2025.9.0, its newest release) writes `dask-scheduler` / `dask-worker` into the task
+# definitions and RunTask overrides; distributed 2026.6.0 removed those console scripts (the image has
+# `dask scheduler` / `dask worker`), so the containers would exit 127. Every command it sends to ECS is
+# rewritten at the API boundary, task definitions and overrides alike.
+DASK_CLI = {"dask-scheduler": ["dask", "scheduler"], "dask-worker": ["dask", "worker"]}
+
+
+def dask_cli_command(command: list[str] | None) -> list[str] | None:
+    """`dask-scheduler ...` -> `dask scheduler ...` (and the worker); anything else unchanged."""
+    if command and command[0] in DASK_CLI:
+        return [*DASK_CLI[command[0]], *command[1:]]
+    return command
+
+
+def rewrite_ecs_request(operation: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite, in place, the container commands of a RegisterTaskDefinition / RunTask request."""
+    if operation == "register_task_definition":
+        containers = params.get("containerDefinitions", [])
+    elif operation == "run_task":
+        containers = params.get("overrides", {}).get("containerOverrides", [])
+    else:
+        return params
+    for container in containers:
+        if "command" in container:
+            container["command"] = dask_cli_command(container["command"])
+    return params
+
+
+class _RewritingClient:
+    """An aiobotocore ECS client context whose RegisterTaskDefinition/RunTask commands use the dask CLI."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    async def __aenter__(self) -> Any:
+        client = await self._context.__aenter__()
+        for operation in ("register_task_definition", "run_task"):
+            original = getattr(client, operation)
+
+            async def call(*args: Any, _original: Any = original, _operation: str = operation, **params: Any) -> Any:
+                return await _original(*args, **rewrite_ecs_request(_operation, params))
+
+            setattr(client, operation, call)
+        return client
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self._context.__aexit__(*exc)
+
+
+def fargate_cluster_class() -> type:
+    """`FargateCluster` whose ECS containers run commands the project image has (see DASK_CLI)."""
+    from dask_cloudprovider.aws import FargateCluster
+
+    class ProjectFargateCluster(FargateCluster):
+        def _client(self, name: str) -> Any:
+            context = super()._client(name)
+            return _RewritingClient(context) if name == "ecs" else context
+
+    return ProjectFargateCluster
