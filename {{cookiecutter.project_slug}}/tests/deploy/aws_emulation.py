@@ -16,9 +16,11 @@ Three small patches make moto usable by the real clients, none of them touching 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,6 +104,7 @@ class MotoAws:
         self.server.start()
         host, port = self.server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
+        self.reset()  # moto's backends are this process's globals: start from nothing, even after an earlier run
         self.admin: dict[str, str] | None = None
         self.admin = self._harness_identity()
 
@@ -188,10 +191,16 @@ class MotoAws:
         ActionAuthenticatorMixin.request_count = 0
         moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
 
+    def reset(self) -> None:
+        """Forget every resource moto holds (its own reset endpoint, on loopback)."""
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=30)
+
     def close(self) -> None:
         from moto import settings as moto_settings
         from moto.moto_api import state_manager
 
+        with contextlib.suppress(OSError):
+            self.reset()
         self.server.stop()
         moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = math.inf
         state_manager.unset_transition("ecs::task")

@@ -41,8 +41,14 @@ import infra_harness  # noqa: E402
 BIN = Path(sys.executable).parent
 FAKE_API_KEY = "pnu_rehearsal0secret0value0never0in0a0task0definition"  # pragma: allowlist secret
 STACK = "rehearsal"
-# A small run: the point is the path through AWS, not the volume (make bench measures that).
-PARAMETERS = {"train_rows": 20_000, "train_files": 2, "score_rows": 40_000, "score_files": 4}
+# A small run: the point is the path through AWS, not the volume (make bench measures that). The sample sizes
+# are settings of the flow-run container (runtime/settings.py), so they go into the job template's environment.
+SAMPLE_ENV = {
+    "PIPELINE_SAMPLE_TRAIN_ROWS": "20000",
+    "PIPELINE_SAMPLE_TRAIN_FILES": "2",
+    "PIPELINE_SAMPLE_SCORE_ROWS": "40000",
+    "PIPELINE_SAMPLE_SCORE_FILES": "4",
+}
 
 
 class RehearsalError(RuntimeError):
@@ -347,7 +353,7 @@ def rehearse(
         )
         wait_for("Prefect server", lambda: http_ok(f"{api_url}/health"), 180, lambda: _alive(processes))
         say(log, f"Prefect server on {api_url}")
-        template = work_pool.work_pool_job_template(outputs, image)
+        template = work_pool.work_pool_job_template(outputs, image, env=SAMPLE_ENV)
         template_file = workdir / "job-template.json"
         template_file.write_text(json.dumps(template))
         pool = outputs["work_pool_name"]
@@ -374,10 +380,13 @@ def rehearse(
         _start_worker(aws, s, outputs, worker_role, worker_service, image, api_url)
         say(log, "Prefect ECS worker task started")
         from prefect.deployments import run_deployment
+        from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        flow_run = run_deployment("batch-pipeline/batch-pipeline-aws", parameters=PARAMETERS, timeout=0)
-        say(log, f"flow run {flow_run.name!r} triggered")
-        state = _wait_for_run(flow_run.id, timeout, runner, denied)
+        # Prefect caches its settings per process: an earlier rehearsal in this process had another API.
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            flow_run = run_deployment("batch-pipeline/batch-pipeline-aws", timeout=0)
+            say(log, f"flow run {flow_run.name!r} triggered")
+            state = _wait_for_run(flow_run.id, timeout, runner, denied)
         say(log, f"flow run {flow_run.name!r}: {state}")
         # As on Fargate, the flow-run task ends by itself once its run is final.
         wait_for(
