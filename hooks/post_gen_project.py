@@ -19,13 +19,21 @@ PRUNE = {
     ("ci", "none"): [".github"],
     ("code_source", "image"): ["src/{package}/runtime/git_checkout.py", "tests/runtime/test_git_checkout.py"],
     ("tracking", "none"): ["src/{package}/runtime/tracking.py", "tests/runtime/test_tracking.py"],
+    ("prefect_worker", "False"): ["infrastructure/infra/worker.py"],
 }
+YES, NO = ("true", "yes", "y", "1", "on"), ("false", "no", "n", "0", "off")
+
+
+def answer(value: object) -> str:
+    """An answer as PRUNE spells it: a yes/no answer (a bool, or its text from --no-input) as True/False."""
+    text = str(value).strip().lower()
+    return "True" if text in YES else "False" if text in NO else str(value)
 
 
 def prune(root: Path, ctx: dict) -> list[str]:
     removed = []
     for (field, value), paths in PRUNE.items():
-        if str(ctx.get(field)) != value:
+        if answer(ctx.get(field)) != value:
             continue
         for rel in paths:
             rel = rel.format(package=ctx["package_name"])
@@ -105,10 +113,58 @@ def run_pin_guard(root: Path, package: str) -> int:
         sys.modules.pop(spec.name, None)
 
 
+WORKER_POLICY_MARK = "<!-- worker-policy -->"
+
+
+def worker_policy_document(root: Path, ctx: dict) -> str:
+    """The Prefect worker's IAM policy for the default stack `dev`, from the project's own code
+    (infrastructure/infra/identity.py: worker_policy, the policy the stack gives its worker role). Pulumi is not
+    installed where this hook runs and the policy documents need none of it, so empty stand-ins take its place."""
+    import importlib.util
+    import types
+
+    saved = {name: sys.modules.get(name) for name in ("pulumi", "pulumi_aws", "_template_identity")}
+    sys.modules["pulumi"] = types.ModuleType("pulumi")
+    sys.modules["pulumi_aws"] = types.ModuleType("pulumi_aws")
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "_template_identity", root / "infrastructure" / "infra" / "identity.py"
+        )
+        identity = importlib.util.module_from_spec(spec)
+        sys.modules["_template_identity"] = identity
+        spec.loader.exec_module(identity)
+        arns = identity.Arns(
+            partition="aws",
+            region=ctx["aws_region"],
+            account="ACCOUNT_ID",
+            base_name=f"{ctx['project_slug']}-dev".lower(),
+            bucket_name="",
+            log_group_name="",
+        )
+        return identity.worker_policy(arns)
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
+def write_worker_policy(root: Path, ctx: dict) -> None:
+    """prefect_worker = no: the README gives the worker's exact policy, for the user to attach where it runs."""
+    readme = root / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    if WORKER_POLICY_MARK not in text:
+        return
+    block = "```json\n" + worker_policy_document(root, ctx) + "\n```"
+    readme.write_text(text.replace(WORKER_POLICY_MARK, block), encoding="utf-8")
+
+
 def main() -> int:
     ctx = json.loads(r"""{{ cookiecutter | tojson }}""")
     root = Path.cwd()
     prune(root, ctx)
+    write_worker_policy(root, ctx)
     write_cruft_state(root, ctx)
     if run_pin_guard(root, ctx["package_name"]) != 0:
         print(

@@ -45,7 +45,6 @@ DEFAULT_FILES = {
     "infrastructure/infra/settings.py",
     "infrastructure/infra/stack.py",
     "infrastructure/infra/storage.py",
-    "infrastructure/infra/worker.py",
     "infrastructure/policy/PulumiPolicy.yaml",
     "infrastructure/policy/__main__.py",
     "infrastructure/policy/rules.py",
@@ -123,6 +122,7 @@ DEFAULT_FILES = {
 ONLY_WITH = {
     ("code_source", "git"): {"src/{package}/runtime/git_checkout.py", "tests/runtime/test_git_checkout.py"},
     ("tracking", "mlflow"): {"src/{package}/runtime/tracking.py", "tests/runtime/test_tracking.py"},
+    ("prefect_worker", "True"): {"infrastructure/infra/worker.py"},
 }
 REMOVED_BY = {
     ("ci", "none"): {".github/workflows/ci.yml", ".github/dependabot.yml"},
@@ -192,6 +192,18 @@ VARIATIONS = [
             f"{PKG}/runtime/steps.py": "log_training(",
             "tests/conftest.py": "PIPELINE_MLFLOW_TRACKING_URI",
             "README.md": None,
+        },
+    ),
+    (
+        {"prefect_worker": False},
+        {
+            "infrastructure/Pulumi.yaml": "default: false",
+            "infrastructure/infra/settings.py": "prefect_worker: bool = False",
+            "infrastructure/infra/stack.py": None,
+            "infrastructure/tests/test_infra_stack.py": "def test_no_worker_resources_in_this_project",
+            f"{PKG}/deploy/commands.py": "PREFECT_WORKER_IN_STACK = False",
+            "tests/deploy/test_deploy.py": "def test_readme_worker_policy_is_the_code_s",
+            "README.md": '"Sid": "PassOnlyTheFlowRunRoles"',
         },
     ),
     (

@@ -120,6 +120,17 @@ def prefect_api_key_secret_name(base_name: str) -> str:
     return f"{base_name}/prefect-api-key"
 
 
+def api_key_secret(base_name: str) -> aws.secretsmanager.Secret:
+    """The Prefect API key for the ECS worker and the flow runs. Its value is put by `make deploy`
+    (deploy/commands.py: store_api_key), never by Pulumi: it stays out of the state."""
+    return aws.secretsmanager.Secret(
+        "prefect-api-key",
+        name=prefect_api_key_secret_name(base_name),
+        description="Prefect API key for the ECS worker and flow runs (value set by make deploy)",
+        recovery_window_in_days=7,
+    )
+
+
 def _doc(*statements: dict) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, indent=2)
 

@@ -26,7 +26,7 @@ class Settings:
     nat_strategy: str = "single"
     log_retention_days: int = 30
     use_fargate_spot: bool = True
-    prefect_worker: bool = True
+    prefect_worker: bool = {{ "True" if cookiecutter.prefect_worker|string|lower in ["true", "yes", "y", "1"] else "False" }}
     # Set by `make deploy` once the image is pushed and the Prefect API is known; until then the worker service
     # is declared with no task running (desired count 0).
     prefect_worker_image: str = ""
@@ -46,6 +46,13 @@ class Settings:
             raise ValueError(f"nat_strategy {self.nat_strategy!r}: use one of {', '.join(NAT_STRATEGIES)}")
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise ValueError(f"log_retention_days {self.log_retention_days}: CloudWatch accepts {LOG_RETENTION_DAYS}")
+{%- if cookiecutter.prefect_worker|string|lower not in ["true", "yes", "y", "1"] %}
+        if self.prefect_worker:
+            raise ValueError(
+                "prefect_worker: this project was generated without the worker service (infra/worker.py); run the "
+                "worker elsewhere with the policy of README.md, or re-generate with prefect_worker = yes"
+            )
+{%- endif %}
         if self.prefect_api_url and not self.prefect_api_url.startswith(("https://", "http://")):
             raise ValueError(f"prefect_api_url {self.prefect_api_url!r}: use the http(s) URL of the Prefect API")
         if not self.name_prefix or len(self.base_name) > 40:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from . import compute, identity, logs, network, registry, storage, worker
+from . import compute, identity, logs, network, registry, storage
+{%- if cookiecutter.prefect_worker|string|lower in ["true", "yes", "y", "1"] %}, worker{% endif %}
 from .settings import Settings
 
 OUTPUT_NAMES = (
@@ -53,8 +54,9 @@ def build(s: Settings) -> dict[str, pulumi.Output]:
         )
     )
     roles = identity.create(arns, s.base_name, with_worker=s.prefect_worker)
-    api_key = worker.api_key_secret(s)
+    api_key = identity.api_key_secret(s.base_name)
     service = None
+{%- if cookiecutter.prefect_worker|string|lower in ["true", "yes", "y", "1"] %}
     if roles.worker_role is not None:
         service = worker.create(
             s,
@@ -66,6 +68,7 @@ def build(s: Settings) -> dict[str, pulumi.Output]:
             execution_role=roles.execution_role,
             worker_role=roles.worker_role,
         )
+{%- endif %}
 
     outputs = {
         "aws_region": pulumi.Output.from_input(s.region),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from .identity import event_queue_name, prefect_api_key_secret_name
+from .identity import event_queue_name
 from .settings import Settings
 
 CPU, MEMORY = 256, 512  # 0.25 vCPU / 0.5 GiB: the worker only polls and calls the ECS API
@@ -62,16 +62,6 @@ def container_definitions(s: Settings, secret_arn: str, log_group: str) -> str:
                 },
             }
         ]
-    )
-
-
-def api_key_secret(s: Settings) -> aws.secretsmanager.Secret:
-    """The Prefect API key (its value is put by `make deploy`, never by Pulumi: it stays out of the state)."""
-    return aws.secretsmanager.Secret(
-        "prefect-api-key",
-        name=prefect_api_key_secret_name(s.base_name),
-        description="Prefect API key for the ECS worker and flow runs (value set by make deploy)",
-        recovery_window_in_days=7,
     )
 
 

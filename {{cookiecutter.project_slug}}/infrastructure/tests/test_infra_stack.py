@@ -16,12 +16,14 @@ SCENARIOS = {
     "answers": {},
     "per-az-nat": {"nat_strategy": "per-az"},
     "single-nat-no-spot": {"nat_strategy": "single", "use_fargate_spot": False},
+{%- if cookiecutter.prefect_worker|string|lower in ["true", "yes", "y", "1"] %}
     "no-worker-service": {"prefect_worker": False},
     "worker-running": {
         "prefect_worker": True,
         "prefect_worker_image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p-dev:abc",
         "prefect_api_url": "https://api.prefect.cloud/api/accounts/a/workspaces/w",
     },
+{%- endif %}
     "other-region-and-cidrs": {
         "aws:region": "eu-west-1",
         "vpc_cidr": "172.20.0.0/20",
@@ -325,7 +327,7 @@ def test_flow_run_role_may_read_the_account_arn_format_setting(stack):
     assert "ecs:ListAccountSettings" in by_sid["TaskDefinitionsAndNetworkLookups"]["Action"]
 
 
-def test_worker_service_runs_the_ecs_worker_with_the_key_from_secrets_manager():
+{% if cookiecutter.prefect_worker|string|lower in ["true", "yes", "y", "1"] %}def test_worker_service_runs_the_ecs_worker_with_the_key_from_secrets_manager():
     s = _stack("worker-running")
     [definition] = s.of_type(":TaskDefinition")
     [container] = json.loads(definition.inputs["containerDefinitions"])
@@ -353,6 +355,14 @@ def test_worker_role_passes_only_the_flow_run_roles_and_runs_only_flow_runs():
     run = by_sid["RunFlowRunsInThisCluster"]
     assert run["Resource"].endswith(f":task-definition/{s.outputs['flow_run_family']}:*")
     assert run["Condition"] == {"ArnEquals": {"ecs:cluster": s.outputs["ecs_cluster_arn"]}}
+{%- else %}def test_no_worker_resources_in_this_project():
+    # prefect_worker = no: the worker runs outside the stack (README "The ECS worker"); the stack has no worker
+    s = _stack("answers")
+    assert not s.of_type(":Service") and not s.of_type(":TaskDefinition")
+    assert s.outputs["prefect_worker_role_arn"] == "" and s.outputs["prefect_worker_service"] == ""
+    with pytest.raises(ValueError, match="prefect_worker"):
+        _settings(prefect_worker=True)
+{%- endif %}
 
 
 def test_execution_role_reads_only_the_prefect_api_key_secret(stack):

@@ -436,10 +436,12 @@ def _alive(processes: Processes) -> None:
 
 def _start_worker(aws: MotoAws, s, outputs, worker_role: str, service: bool, image: str, api_url: str) -> None:
     """The worker service's task, as ECS's service scheduler starts it (or the user's worker, same command)."""
-    from infra import worker
-
     ecs = aws.client("ecs", aws_admin(aws))
+    cpu, memory = "256", "512"  # the user's worker: as small as the service's (infra/worker.py CPU, MEMORY)
     if service:
+        from infra import worker
+
+        cpu, memory = str(worker.CPU), str(worker.MEMORY)
         [definition] = s.of_type(":TaskDefinition")
         containers = json.loads(
             _translate(
@@ -462,8 +464,8 @@ def _start_worker(aws: MotoAws, s, outputs, worker_role: str, service: bool, ima
         containerDefinitions=containers,
         networkMode="awsvpc",
         requiresCompatibilities=["FARGATE"],
-        cpu=str(worker.CPU),
-        memory=str(worker.MEMORY),
+        cpu=cpu,
+        memory=memory,
         executionRoleArn=outputs["execution_role_arn"],
         taskRoleArn=worker_role,
     )["taskDefinition"]["taskDefinitionArn"]

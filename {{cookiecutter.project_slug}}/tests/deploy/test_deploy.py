@@ -26,6 +26,7 @@ def test_preflight_reports_every_missing_piece(capsys):
         "docker": lambda: None,
         "aws": lambda: "no aws",
         "prefect": lambda: "no prefect",
+        "quota": lambda: None,
     }
     assert deploy.preflight(deploy.NEEDS["deploy"], checks) == ["no pulumi", "no aws", "no prefect"]
     assert deploy.preflight(deploy.NEEDS["build"], checks) == []
@@ -127,19 +128,21 @@ exit 0
 """
 
 
-@pytest.fixture
-def stand_ins(tmp_path, monkeypatch):
+API_KEY = "pnu_stand-in-key-0123456789"
+
+
+@pytest.fixture(params=[True, False], ids=["worker-in-stack", "worker-elsewhere"])
+def stand_ins(tmp_path, monkeypatch, request):
     import json
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
     from moto import mock_aws
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_KEY, PREFECT_API_URL, temporary_settings
 
     from tests.deploy.test_fargate_wiring import OUTPUTS
 
     log = tmp_path / "calls.log"
-    (tmp_path / "outputs.json").write_text(json.dumps(OUTPUTS))
     (tmp_path / "whoami.json").write_text(json.dumps({"url": "https://api.pulumi.com", "user": "ci"}))
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
@@ -167,13 +170,20 @@ def stand_ins(tmp_path, monkeypatch):
     server = HTTPServer(("127.0.0.1", 0), Health)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/api"
-    with mock_aws(), temporary_settings(updates={PREFECT_API_URL: url}):
+    with mock_aws(), temporary_settings(updates={PREFECT_API_URL: url, PREFECT_API_KEY: API_KEY}):
         import boto3
 
         boto3.client("ecr", region_name=OUTPUTS["aws_region"]).create_repository(
             repositoryName=OUTPUTS["ecr_repository_url"].split("/", 1)[1]
         )
-        yield log, tmp_path
+        secret = boto3.client("secretsmanager", region_name=OUTPUTS["aws_region"]).create_secret(
+            Name="{{ cookiecutter.project_slug }}-dev-prefect-api-key"
+        )
+        outputs = {**OUTPUTS, "prefect_api_key_secret_arn": secret["ARN"]}
+        if request.param:  # the stack runs the Prefect worker (prefect_worker = yes)
+            outputs |= {"prefect_worker_service": "{{ cookiecutter.project_slug }}-dev-prefect-worker"}
+        (tmp_path / "outputs.json").write_text(json.dumps(outputs))
+        yield log, tmp_path, outputs, url
     server.shutdown()
 
 
@@ -181,15 +191,19 @@ def _calls(log: Path) -> list[str]:
     return [" ".join(line.split()[:3]) for line in log.read_text().splitlines()]
 
 
-def test_deploy_runs_every_step_in_order(stand_ins):
+def test_deploy_runs_every_step_in_order(stand_ins, capsys):
     import json
+
+    import boto3
 
     from tests.deploy.test_fargate_wiring import OUTPUTS
 
-    log, tmp = stand_ins
+    log, tmp, outputs, url = stand_ins
+    in_stack = bool(outputs.get("prefect_worker_service"))
     deploy.deploy()
     image = f"{OUTPUTS['ecr_repository_url']}:{deploy.git_revision()}"
     text = log.read_text()
+    worker_steps = ["pulumi config set", "pulumi config set", "pulumi up --yes"] if in_stack else []
     assert _calls(log) == [
         "pulumi whoami --non-interactive",
         "docker info",
@@ -202,6 +216,7 @@ def test_deploy_runs_every_step_in_order(stand_ins):
         "docker login --username",
         "docker tag {{ cookiecutter.project_slug }}:" + deploy.git_revision(),
         "docker push " + image,
+        *worker_steps,  # the worker service gets the pushed image and the API URL, then runs
         "prefect --no-prompt work-pool",
         "prefect --no-prompt work-pool",
         "prefect --no-prompt deploy",
@@ -209,17 +224,28 @@ def test_deploy_runs_every_step_in_order(stand_ins):
         "env PIPELINE_ECS_POOL=" + OUTPUTS["work_pool_name"],  # prefect.yaml's ECS pool is the stack's
     ]
     assert "--policy-pack" in text and "--stack dev" in text
+    if in_stack:
+        assert f"pulumi config set prefect_worker_image {image} --stack dev" in text
+        assert f"pulumi config set prefect_api_url {url} --stack dev" in text
+    else:
+        assert "config set" not in text
     assert f"work-pool create {OUTPUTS['work_pool_name']} --type ecs --overwrite --base-job-template" in text
     assert f"work-pool create {deploy.LOCAL_POOL} --type process --overwrite" in text
     assert "prefect --no-prompt deploy --all" in text
     template = json.loads((tmp / "template.json").read_text())
     assert template["variables"]["properties"]["image"]["default"] == image
+    # The key is in the stack's secret (for the worker and the flow runs), and nowhere else.
+    secrets = boto3.client("secretsmanager", region_name=OUTPUTS["aws_region"])
+    assert secrets.get_secret_value(SecretId=outputs["prefect_api_key_secret_arn"])["SecretString"] == API_KEY
+    seen = capsys.readouterr()
+    assert API_KEY not in seen.out + seen.err + text
+    assert not [p for p in tmp.rglob("*") if p.is_file() and API_KEY in p.read_text(errors="replace")]
 
 
 def test_destroy_reverses_deploy(stand_ins):
     from tests.deploy.test_fargate_wiring import OUTPUTS
 
-    log, _ = stand_ins
+    log, *_ = stand_ins
     deploy.destroy()
     calls = _calls(log)
     assert calls[-6:] == [
@@ -231,3 +257,96 @@ def test_destroy_reverses_deploy(stand_ins):
         "pulumi destroy --yes",
     ]
     assert f"work-pool delete {OUTPUTS['work_pool_name']}" in log.read_text()
+
+
+# ---------------------------------------------------------------- Fargate vCPU quotas (Service Quotas)
+
+
+def _quota_client(answers):
+    """A real botocore service-quotas client whose answers are stubbed (botocore validates the calls against
+    its service model): ``answers`` maps a quota code to its value or to an error code."""
+    import boto3
+    from botocore.stub import Stubber
+
+    credentials = {"aws_access_key_id": "x", "aws_secret_access_key": "x"}
+    client = boto3.client("service-quotas", region_name="{{ cookiecutter.aws_region }}", **credentials)
+    stub = Stubber(client)
+    for code, answer in answers:
+        params = {"ServiceCode": "fargate", "QuotaCode": code}
+        if isinstance(answer, str):
+            stub.add_client_error("get_service_quota", service_error_code=answer, expected_params=params)
+        else:
+            stub.add_response("get_service_quota", {"Quota": {"QuotaCode": code, "Value": answer}}, params)
+    stub.activate()
+    return client, stub
+
+
+def test_quota_codes_are_the_fargate_vcpu_quotas():
+    assert deploy.FARGATE_QUOTAS == {"FARGATE": "L-3032A538", "FARGATE_SPOT": "L-36FBB829"}
+
+
+def test_vcpus_needed_for_one_run():
+    # scheduler 1 + flow run 1 (+ worker service 0.25) on-demand; the Dask workers where they run
+    assert deploy.vcpus_needed(8, 1, spot=False, worker_service=True) == {"FARGATE": 10.25}
+    assert deploy.vcpus_needed(20, 4, spot=True, worker_service=True) == {"FARGATE": 2.25, "FARGATE_SPOT": 80}
+    assert deploy.vcpus_needed(20, 4, spot=False, worker_service=False) == {"FARGATE": 82}
+
+
+def test_quota_below_the_need_refuses_with_one_line():
+    client, stub = _quota_client([("L-3032A538", 6.0)])
+    problem = deploy.check_fargate_quota(client, {"FARGATE": 10.25})
+    stub.assert_no_pending_responses()
+    assert problem is not None and "\n" not in problem
+    assert "Fargate On-Demand vCPU" in problem and "L-3032A538" in problem
+    assert "is 6 vCPUs, one run needs 10.25" in problem
+    assert "request-service-quota-increase" in problem
+
+
+def test_spot_quota_is_read_when_workers_use_spot():
+    client, stub = _quota_client([("L-3032A538", 100.0), ("L-36FBB829", 16.0)])
+    problem = deploy.check_fargate_quota(client, {"FARGATE": 2.25, "FARGATE_SPOT": 80})
+    stub.assert_no_pending_responses()
+    assert "Fargate Spot vCPU" in problem and "L-36FBB829" in problem and "one run needs 80" in problem
+
+
+def test_enough_quota_passes():
+    client, stub = _quota_client([("L-3032A538", 100.0), ("L-36FBB829", 100.0)])
+    assert deploy.check_fargate_quota(client, {"FARGATE": 2.25, "FARGATE_SPOT": 80}) is None
+    stub.assert_no_pending_responses()
+
+
+def test_quota_access_denied_is_a_warning(capsys):
+    client, stub = _quota_client([("L-3032A538", "AccessDeniedException")])
+    assert deploy.check_fargate_quota(client, {"FARGATE": 10.25}) is None
+    err = capsys.readouterr().err
+    assert err.startswith("warning: cannot read the Fargate On-Demand vCPU") and "10.25" in err
+
+
+def test_readme_gives_the_vcpus_a_run_needs():
+    text = (PROJECT / "README.md").read_text(encoding="utf-8")
+    for provider, vcpus in deploy.vcpus_needed().items():
+        assert f"**{vcpus:g} vCPU** of" in text and deploy.FARGATE_QUOTAS[provider] in text
+{%- if cookiecutter.prefect_worker|string|lower not in ["true", "yes", "y", "1"] %}
+
+
+def test_readme_worker_policy_is_the_code_s():
+    """prefect_worker = no: the README's policy is exactly what infra/identity.py gives the worker role."""
+    import json
+    import re
+
+    sys.path.insert(0, str(PROJECT / "infrastructure"))
+    from infra import identity
+
+    text = (PROJECT / "README.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"```json\n(.*?)\n```", text, flags=re.S)
+    arns = identity.Arns(
+        partition="aws",
+        region="{{ cookiecutter.aws_region }}",
+        account="ACCOUNT_ID",
+        base_name="{{ cookiecutter.project_slug }}-dev",
+        bucket_name="",
+        log_group_name="",
+    )
+    assert json.loads(block) == json.loads(identity.worker_policy(arns))
+    assert not (PROJECT / "infrastructure" / "infra" / "worker.py").exists()
+{%- endif %}

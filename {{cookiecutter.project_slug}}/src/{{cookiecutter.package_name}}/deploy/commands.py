@@ -1,6 +1,8 @@
 """`make deploy` / `make destroy` / `make build` / `make push`: the cloud deploy path, in order.
 
-    deploy   preconditions -> pulumi up -> docker build + push to ECR -> Prefect work pools
+    deploy   preconditions (incl. the Fargate vCPU quota) -> pulumi up -> docker build + push to ECR -> the
+             Prefect API key into the stack's secret -> the worker service's image and API URL (pulumi
+             config + a second pulumi up, when the stack runs the worker) -> Prefect work pools
              (ECS pool from the stack outputs) -> prefect --no-prompt deploy --all -> the
              automations of automations.yaml when notifications are configured (.automations)
     destroy  preconditions -> delete the ECS deployments and work pool -> pulumi destroy
@@ -141,14 +143,92 @@ def check_prefect() -> str | None:
     return f"Prefect API {url} did not answer /health with 200"
 
 
+# Fargate vCPU quotas (Service Quotas, service code `fargate`), per account and region.
+FARGATE_QUOTAS = {"FARGATE": "L-3032A538", "FARGATE_SPOT": "L-36FBB829"}
+QUOTA_NAMES = {"FARGATE": "Fargate On-Demand vCPU resource count", "FARGATE_SPOT": "Fargate Spot vCPU resource count"}
+PREFECT_WORKER_IN_STACK = {{ "True" if cookiecutter.prefect_worker|string|lower in ["true", "yes", "y", "1"] else "False" }}
+PREFECT_WORKER_VCPUS = 0.25  # infrastructure/infra/worker.py: CPU 256
+
+
+def vcpus_needed(
+    max_workers: int = fargate.MAX_WORKERS,
+    worker_vcpus: int = fargate.WORKER_VCPUS,
+    spot: bool = fargate.USE_FARGATE_SPOT,
+    worker_service: bool = PREFECT_WORKER_IN_STACK,
+) -> dict[str, float]:
+    """vCPUs one flow run holds at once, per capacity provider: the Dask scheduler (1, on-demand even with Spot:
+    dask-cloudprovider puts only the workers on FARGATE_SPOT), the flow-run task (1), every Dask worker, and the
+    always-on Prefect worker service (0.25) when the stack runs it."""
+    workers = max_workers * worker_vcpus
+    on_demand = fargate.SCHEDULER_VCPUS + fargate.FLOW_RUN_CPU / 1024 + (PREFECT_WORKER_VCPUS if worker_service else 0)
+    need = {"FARGATE": on_demand + (0 if spot else workers)}
+    if spot:
+        need["FARGATE_SPOT"] = workers
+    return need
+
+
+def check_fargate_quota(client: Any = None, need: Mapping[str, float] | None = None) -> str | None:
+    """Refuse when a Fargate vCPU quota is below what one run needs; a quota the credentials may not read is a
+    warning (on stderr), not a failure."""
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover (check_aws reports it)
+        return None
+    need = vcpus_needed() if need is None else need
+    if client is None:
+        try:
+            client = boto3.client("service-quotas", region_name=fargate.AWS_REGION)
+        except BotoCoreError:
+            return None  # no region/credentials: check_aws reports it
+    for provider, vcpus in need.items():
+        code = FARGATE_QUOTAS[provider]
+        try:
+            try:
+                value = client.get_service_quota(ServiceCode="fargate", QuotaCode=code)["Quota"]["Value"]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchResourceException":
+                    raise
+                value = client.get_aws_default_service_quota(ServiceCode="fargate", QuotaCode=code)["Quota"]["Value"]
+        except ClientError as exc:
+            error = exc.response.get("Error", {}).get("Code", "")
+            if error in ("AccessDeniedException", "AccessDenied"):
+                print(
+                    f"warning: cannot read the {QUOTA_NAMES[provider]} quota ({code}; servicequotas:GetServiceQuota "
+                    f"denied): a run needs {vcpus:g} vCPUs of it at once - check it in the Service Quotas console",
+                    file=sys.stderr,
+                )
+                continue
+            print(f"warning: could not read the Fargate quota {code} ({error or exc}): not checked", file=sys.stderr)
+            continue
+        except Exception as exc:  # noqa: BLE001 (an unreadable quota is a warning, never a crash of the preflight)
+            print(f"warning: could not read the Fargate quota {code} ({exc}): not checked", file=sys.stderr)
+            continue
+        if value < vcpus:
+            return (
+                f"{QUOTA_NAMES[provider]} quota ({code}) in {fargate.AWS_REGION} is {value:g} vCPUs, one run needs "
+                f"{vcpus:g}: request an increase (`aws service-quotas request-service-quota-increase --service-code "
+                f"fargate --quota-code {code} --desired-value {vcpus:g} --region {fargate.AWS_REGION}` or the Service "
+                f"Quotas console) or lower max_workers / worker_vcpus"
+            )
+    return None
+
+
+def check_quota() -> str | None:
+    if check_aws() is not None:
+        return None  # no working credentials: check_aws has said so
+    return check_fargate_quota()
+
+
 CHECKS: dict[str, Callable[[], str | None]] = {
     "pulumi": check_pulumi,
     "docker": check_docker,
     "aws": check_aws,
     "prefect": check_prefect,
+    "quota": check_quota,
 }
 NEEDS = {
-    "deploy": ("pulumi", "docker", "aws", "prefect"),
+    "deploy": ("pulumi", "docker", "aws", "prefect", "quota"),
     "destroy": ("pulumi", "aws", "prefect"),
     "build": ("docker",),
     "push": ("pulumi", "docker", "aws"),
@@ -306,12 +386,46 @@ def git_source(environ: Mapping[str, str] | None = None, cwd: Path | None = None
 {%- endif %}
 
 
+def store_api_key(outputs: Mapping[str, Any], key: str | None = None) -> bool:
+    """Put the Prefect API key (``PREFECT_API_KEY`` or the Prefect profile's) into the stack's Secrets Manager
+    secret, which the ECS worker and the flow runs read. The key goes from memory to AWS only: never printed,
+    never written to a file. Returns False (and says so) when there is no key, e.g. a self-hosted server."""
+    import boto3
+
+    key = prefect_api_key() if key is None else key
+    arn = outputs.get("prefect_api_key_secret_arn")
+    if not key or not arn:
+        print("no Prefect API key configured (self-hosted server without auth?): the stack's secret is left as is")
+        return False
+    client = boto3.client("secretsmanager", region_name=outputs.get("aws_region") or fargate.AWS_REGION)
+    client.put_secret_value(SecretId=arn, SecretString=key)
+    print(f"stored the Prefect API key in {arn}")
+    return True
+
+
+def worker_in_stack(outputs: Mapping[str, Any]) -> bool:
+    """Whether the stack runs the Prefect ECS worker (output `prefect_worker_service`, empty when it does not)."""
+    return bool(outputs.get("prefect_worker_service"))
+
+
+def start_worker_service(image: str, api_url: str) -> None:
+    """Give the stack's worker service its image and Prefect API URL (the keys infra/settings.py reads) and
+    apply them: the service then runs one task (`desired_count` 1, infra/worker.py)."""
+    pulumi("config", "set", "prefect_worker_image", image)
+    pulumi("config", "set", "prefect_api_url", api_url)
+    pulumi("up", "--yes", "--skip-preview", "--policy-pack", str(INFRA_DIR / "policy"))
+
+
 def deploy(tag: str | None = None) -> None:
     require("deploy")
     pulumi("up", "--yes", "--skip-preview", "--policy-pack", str(INFRA_DIR / "policy"))
     outputs = stack_outputs()
     build(tag)
     image = push(outputs, tag)
+    store_api_key(outputs)
+    worker = worker_in_stack(outputs)
+    if worker:
+        start_worker_service(image, str(prefect_api_url()))
     pool = ecs_pool(outputs)
     upsert_work_pool(pool, "ecs", work_pool_job_template(outputs, image))
     upsert_work_pool(LOCAL_POOL, "process")
@@ -319,10 +433,13 @@ def deploy(tag: str | None = None) -> None:
     from {{ cookiecutter.package_name }}.deploy.automations import upsert_automations
 
     upsert_automations()
-    print(
-        f"Deployed {image}.\nFlow runs on work pool {pool!r} start when an ECS worker polls it, e.g. "
-        f"`make worker-aws` on a machine (or ECS service) with AWS credentials; see README.md."
-    )
+    if worker:
+        print(f"Deployed {image}.\nThe stack's ECS worker ({outputs['prefect_worker_service']}) polls {pool!r}.")
+    else:
+        print(
+            f"Deployed {image}.\nFlow runs on work pool {pool!r} start when an ECS worker polls it, e.g. "
+            f"`make worker-aws` with the worker policy of README.md attached to its credentials."
+        )
 
 
 def delete_images(repository_url: str) -> None:
