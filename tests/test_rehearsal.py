@@ -57,8 +57,9 @@ def test_cloud_rehearsal_reaches_completed_through_fargate_cluster_and_the_ecs_w
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-8000:]
     summary = proc.stdout.strip().splitlines()[-1]
-    # The run's checks and the negative test (a policy without ecs:ListAccountSettings fails naming it), none skipped.
-    assert re.search(r"\b5 passed\b", summary) and "skipped" not in summary, proc.stdout[-4000:]
+    # The run's checks, the scoping check and both negative tests (a policy without ecs:ListAccountSettings fails
+    # the run naming it; a statement narrowed below a recorded call fails the scoping check naming it), none skipped.
+    assert re.search(r"\b7 passed\b", summary) and "skipped" not in summary, proc.stdout[-4000:]
     report = json.loads(report_file.read_text())
     assert report["state"] == "Completed", report
     commands = {" ".join(task["argv"][:3]) for task in report["tasks"]}
@@ -72,6 +73,7 @@ def test_cloud_rehearsal_reaches_completed_through_fargate_cluster_and_the_ecs_w
         if definition["family"].startswith("dask-"):  # the Dask scheduler and workers need no Prefect API
             assert not {"PREFECT_API_URL", "PREFECT_API_KEY"} & set(definition["secrets"] + definition["environment"])
     assert report["secrets_seen"] == [] and report["violations"] == []
+    assert report["scope_problems"] == [] and report["scope"], "every call checked against the real policies"
     assert not [call for call in report["calls"] if call[2] == "denied"]
     if Path("/proc/self/cmdline").exists():
         assert _leftovers(installed_project.path) == []

@@ -91,7 +91,6 @@ EXECUTION, DASK_TASK, FLOW_RUN, PREFECT_WORKER = "task-execution", "dask-task", 
 # Actions that support no resource-level permissions: "*" is the only valid Resource for them.
 FLOW_RUN_UNSCOPED = (
     "ecs:ListAccountSettings",  # FargateCluster asks whether tasks may be tagged before every RunTask
-    "ecs:RegisterTaskDefinition",
     "ecs:DeregisterTaskDefinition",
     "ecs:DescribeTaskDefinition",
     "ec2:DescribeNetworkInterfaces",
@@ -100,7 +99,6 @@ FLOW_RUN_UNSCOPED = (
     "ec2:DescribeVpcs",
 )
 WORKER_UNSCOPED = (
-    "ecs:RegisterTaskDefinition",
     "ecs:DescribeTaskDefinition",
     "ec2:DescribeVpcs",  # the worker checks that the work pool's subnets belong to its VPC
     "ec2:DescribeSubnets",
@@ -228,6 +226,13 @@ def flow_run_policy(a: Arns) -> str:
             "Resource": "*",
         },
         {
+            # Registering names the new revision's ARN: only FargateCluster's own families.
+            "Sid": "RegisterDaskTaskDefinitions",
+            "Effect": "Allow",
+            "Action": "ecs:RegisterTaskDefinition",
+            "Resource": a.dask_task_definitions,
+        },
+        {
             "Sid": "ListTasksInThisCluster",
             "Effect": "Allow",
             "Action": "ecs:ListTasks",
@@ -284,7 +289,13 @@ def worker_policy(a: Arns) -> str:
     """The Prefect ECS worker: start each flow run of this project's work pool as a Fargate task of this cluster."""
     in_cluster = {"ArnEquals": {"ecs:cluster": a.cluster}}
     return _doc(
-        {"Sid": "FlowRunTaskDefinitions", "Effect": "Allow", "Action": list(WORKER_UNSCOPED), "Resource": "*"},
+        {"Sid": "LookupsWithoutResources", "Effect": "Allow", "Action": list(WORKER_UNSCOPED), "Resource": "*"},
+        {
+            "Sid": "RegisterFlowRunTaskDefinitions",
+            "Effect": "Allow",
+            "Action": "ecs:RegisterTaskDefinition",
+            "Resource": a.flow_run_task_definitions,
+        },
         {
             "Sid": "RunFlowRunsInThisCluster",
             "Effect": "Allow",

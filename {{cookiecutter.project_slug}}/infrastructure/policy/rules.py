@@ -20,7 +20,6 @@ ENCRYPTION_ALGORITHMS = {"AES256", "aws:kms", "aws:kms:dsse"}
 # Actions that support no resource-level permissions: the only place an Allow may use Resource "*".
 ACTIONS_WITHOUT_RESOURCE_SCOPE = (
     "ecr:GetAuthorizationToken",
-    "ecs:RegisterTaskDefinition",
     "ecs:DeregisterTaskDefinition",
     "ecs:DescribeTaskDefinition",
     "ecs:ListTaskDefinitions",

@@ -78,13 +78,18 @@ class CallLog:
 
 
 def projection(document: str | Mapping[str, Any]) -> dict[str, Any]:
-    """The action-level projection of a policy document: same effect and actions, Resource "*", no Condition."""
+    """The action-level projection of a policy document: same effect and actions, Resource "*", no Condition.
+
+    A Deny scoped to some resources (say, one prefix of the bucket) would deny the action everywhere once projected,
+    so it is left out here; the scoping check (iam_scope.py) evaluates it on every recorded call."""
     doc = json.loads(document) if isinstance(document, str) else dict(document)
     statements = doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]]
     projected = []
     for st in statements:
         if "NotAction" in st or "NotResource" in st:
             raise ValueError(f"{st.get('Sid')}: NotAction/NotResource cannot be projected to actions")
+        if st["Effect"] == "Deny" and (st["Resource"] != "*" or "Condition" in st):
+            continue
         projected.append({"Sid": st.get("Sid", ""), "Effect": st["Effect"], "Action": st["Action"], "Resource": "*"})
     return {"Version": "2012-10-17", "Statement": projected}
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import iam_scope
 from aws_emulation import ACCOUNT, ECS_TASKS, LOOPBACK, Call, MotoAws, put_role
 from ecs_tasks import NETGUARD, TaskRunner
 from image import PROJECT_DIR, read
@@ -66,6 +67,11 @@ class Result:
     secrets_seen: list[str]
     log: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    region: str = ""
+
+    def scope(self, policies: dict[str, list[str]] | None = None) -> tuple[list, list[str]]:
+        """The scoping check of this run's calls (iam_scope.py) against `policies` (default: the generated ones)."""
+        return iam_scope.check(self.calls, policies or self.policies, self.region, ACCOUNT)
 
 
 def without_action(document: str, action: str) -> str:
@@ -107,10 +113,14 @@ def report(result: Result) -> dict[str, Any]:
                         "secrets": sorted(e["name"] for e in container.get("secrets", [])),
                     }
                 )
+    allowed, problems = result.scope()
     return {
         "state": result.state,
         "seconds": round(result.seconds, 1),
         "calls": [[c.principal, c.action, "denied" if c.denied else "allowed"] for c in result.calls],
+        # What AWS would authorise for each call (resource ARN, condition keys) and the statement that allows it.
+        "scope": [[str(request), sid] for request, sid in allowed],
+        "scope_problems": problems,
         "tasks": [
             {"family": t.family, "argv": t.argv, "uid": t.uid, "exit_code": t.exit_code, "stopped_by": t.stopped_by}
             for t in result.tasks
@@ -198,8 +208,8 @@ def _translate(value: Any, ids: dict[str, str]) -> Any:
     return value
 
 
-def user_worker_role(aws: MotoAws, s: infra_harness.Synth) -> str:
-    """With the worker service off, the user runs the worker with the README's policy (identity.worker_policy)."""
+def user_worker_policy(aws: MotoAws, s: infra_harness.Synth) -> str:
+    """The README's worker policy (identity.worker_policy) for this stack."""
     from infra import identity
 
     a = identity.Arns(
@@ -210,14 +220,19 @@ def user_worker_role(aws: MotoAws, s: infra_harness.Synth) -> str:
         s.outputs["bucket_name"],
         s.outputs["log_group_name"],
     )
+    return identity.worker_policy(a)
+
+
+def user_worker_role(aws: MotoAws, s: infra_harness.Synth) -> str:
+    """With the worker service off, the user runs the worker with the README's policy (identity.worker_policy)."""
     trust = json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Principal": {"Service": ECS_TASKS}, "Action": "sts:AssumeRole"}],
         }
     )
-    name = f"{a.base_name}-user-worker"
-    return put_role(aws, name, trust, [("worker-policy", identity.worker_policy(a))])
+    name = f"{_cfg(s, 'name_prefix')}-{STACK}-user-worker"
+    return put_role(aws, name, trust, [("worker-policy", user_worker_policy(aws, s))])
 
 
 def _cfg(s: infra_harness.Synth, key: str) -> str:
@@ -293,7 +308,6 @@ def rehearse(
     *,
     edit_policy: Callable[[str, str], str] | None = None,
     timeout: float = 900,
-    keep: bool = False,
     workdir: Path | None = None,
 ) -> Result:
     """Run the rehearsal; RehearsalError names what failed (a denied call names its action and role)."""
@@ -337,11 +351,15 @@ def rehearse(
     processes = Processes(workdir, env)
     runner = None
     state = "not started"
+    policies: dict[str, list[str]] = {}
     try:
         say(log, f"moto on {aws.endpoint}; creating what the Pulumi program declares (stack {STACK!r})")
         outputs = build_aws(aws, s, edit_policy)
         roles = {r.inputs["name"]: r.state["arn"] for r in s.of_type(":Role")}
         worker_role = roles.get(f"{_cfg(s, 'name_prefix')}-{STACK}-prefect-worker") or user_worker_role(aws, s)
+        policies = {k: [d for _, d in v] for k, v in generated_policies(s).items()}
+        if worker_role not in roles.values():  # the user's worker: the README's policy
+            policies[worker_role.rsplit("/", 1)[-1]] = [user_worker_policy(aws, s)]
         creds = {arn: aws.assume(arn, "ecs-task") for arn in {*roles.values(), worker_role}}
         aws.enforce()
         say(log, "IAM enforcement on (action-level projection of the generated policies)")
@@ -371,10 +389,12 @@ def rehearse(
                 str(template_file),
             ]
         )
-        processes.run(
-            [*prefect, "deploy", "--name", "batch-pipeline-aws"],
-            env={"PIPELINE_ECS_POOL": pool, "PIPELINE_IMAGE": image},
-        )
+        deploy_env = {"PIPELINE_ECS_POOL": pool, "PIPELINE_IMAGE": image}
+{%- if cookiecutter.code_source == "git" %}
+        deploy_env.update(code_repository(workdir, image_facts))
+        say(log, f"code from git: {deploy_env['PIPELINE_GIT_REPOSITORY']} (branch main), cloned by the flow-run task")
+{%- endif %}
+        processes.run([*prefect, "deploy", "--name", "batch-pipeline-aws"], env=deploy_env)
         say(log, f"work pool {pool!r} and deployment batch-pipeline-aws created")
 
         _start_worker(aws, s, outputs, worker_role, worker_service, image, api_url)
@@ -408,13 +428,14 @@ def rehearse(
     result = Result(
         state,
         calls,
-        {k: [d for _, d in v] for k, v in generated_policies(s).items()},
+        policies,
         outputs,
         tasks,
         violations,
         secrets_seen,
         log,
         time.monotonic() - t0,
+        aws.region,
     )
     if denied:
         first = denied[0]
@@ -422,6 +443,21 @@ def rehearse(
     if runner and runner.errors:
         raise RehearsalError("; ".join(runner.errors))
     return result
+
+
+{%- if cookiecutter.code_source == "git" %}
+
+
+def code_repository(workdir: Path, image_facts) -> dict[str, str]:
+    """The project committed to a bare repository the flow-run task clones (owned by the image's user: git refuses
+    a repository another user owns); the deployment's git variables for it."""
+    from {{ cookiecutter.package_name }}.deploy.rehearsal import bare_repository
+
+    url = bare_repository(workdir)
+    for path in [workdir / "project.git", *(workdir / "project.git").rglob("*")]:
+        os.chown(path, image_facts.uid, image_facts.gid)
+    return {"PIPELINE_GIT_REPOSITORY": url, "PIPELINE_GIT_BRANCH": "main"}
+{%- endif %}
 
 
 def _lines(path: Path) -> list[str]:

@@ -19,10 +19,10 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def rehearsal():
+def rehearsal(tmp_path_factory):
     from cloud_rehearsal import rehearse, report
 
-    result = rehearse()
+    result = rehearse(workdir=tmp_path_factory.mktemp("cloud-rehearsal"))  # pytest keeps the last few runs' logs
     summary = report(result)
     # make rehearse-cloud REHEARSAL_REPORT=<file>: the run as JSON (calls and roles, task commands and uids)
     if path := os.environ.get("REHEARSAL_REPORT"):
@@ -71,12 +71,50 @@ def test_task_definitions_hold_no_prefect_api_key_variable(rehearsal):
             assert "PREFECT_API_KEY" not in names, json.dumps(containers)[:500]
 
 
-def test_removing_a_needed_action_fails_the_rehearsal_naming_it():
+def test_every_call_is_allowed_by_the_real_policies_with_its_resource_and_condition_keys(rehearsal):
+    """moto checked actions only; here each call's resource ARN and condition keys meet the generated documents."""
+    allowed, problems = rehearsal.scope()
+    assert problems == []
+    flow_run = next(name for name in rehearsal.policies if name.endswith("-flow-run"))
+    seen = {(r.principal, r.action) for r, _ in allowed}
+    # The scoped statements were exercised, not only the "*" ones: a RunTask in this cluster, a role passed to ECS.
+    assert {(flow_run, "ecs:RunTask"), (flow_run, "iam:PassRole")} <= seen, sorted(seen)
+    assert any(r.context.get("ecs:cluster") == rehearsal.outputs["ecs_cluster_arn"] for r, _ in allowed)
+
+
+def test_narrowing_a_statement_below_a_recorded_call_fails_the_scoping_check_naming_the_call(rehearsal):
+    """The Dask workers write scores under the bucket's pipeline prefix: a ProjectBucketObjects statement that only
+    covers models/ no longer allows those writes, and the check names the call, the role and the object."""
+    import iam_scope
+
+    role = next(name for name in rehearsal.policies if name.endswith("-dask-task"))
+    bucket = f"arn:aws:s3:::{rehearsal.outputs['bucket_name']}"
+    narrowed = {
+        **rehearsal.policies,
+        role: [iam_scope.narrow(d, "ProjectBucketObjects", f"{bucket}/models/*") for d in rehearsal.policies[role]],
+    }
+    _, problems = rehearsal.scope(narrowed)
+    writes = [p for p in problems if f"{role} s3:PutObject on {bucket}/" in p]
+    assert writes and all("no statement of" in p for p in writes), problems[:5]
+    print(f"scoping check with ProjectBucketObjects narrowed to models/: {len(problems)} problem(s), e.g. {writes[0]}")
+
+
+def test_removing_a_needed_action_fails_the_rehearsal_naming_it(tmp_path):
     """The enforcement is real: without ecs:ListAccountSettings (which FargateCluster calls before each RunTask) the
     flow-run role cannot start the Dask cluster, and the rehearsal stops there, naming the action and the role."""
     from cloud_rehearsal import RehearsalError, drop_action, rehearse
 
     with pytest.raises(RehearsalError, match="ecs:ListAccountSettings") as failure:
-        rehearse(edit_policy=drop_action("-flow-run", "ecs:ListAccountSettings"), timeout=600)
+        rehearse(edit_policy=drop_action("-flow-run", "ecs:ListAccountSettings"), timeout=600, workdir=tmp_path)
     assert "-flow-run" in str(failure.value)
     print(f"cloud rehearsal without ecs:ListAccountSettings: {failure.value}")
+{%- if cookiecutter.code_source == "git" %}
+
+
+def test_the_flow_run_task_cloned_the_project_and_sent_its_code_to_the_dask_workers(rehearsal):
+    """code_source = git: the flow-run task (the image's user, a root-owned working directory) ran the pull steps,
+    cloned the deployment's repository and shipped the clone's package to the Fargate Dask workers."""
+    [flow_run] = [t for t in rehearsal.tasks if t.family == rehearsal.outputs["flow_run_family"]]
+    text = flow_run.log.read_text()
+    assert "project code from" in text and "sent to" in text, text[-3000:]
+{%- endif %}
