@@ -68,6 +68,7 @@ class Result:
     log: list[str] = field(default_factory=list)
     seconds: float = 0.0
     region: str = ""
+    workdir: Path | None = None  # task logs and the image's stand-in files; the caller removes it
 
     def scope(self, policies: dict[str, list[str]] | None = None) -> tuple[list, list[str]]:
         """The scoping check of this run's calls (iam_scope.py) against `policies` (default: the generated ones)."""
@@ -121,6 +122,9 @@ def report(result: Result) -> dict[str, Any]:
         # What AWS would authorise for each call (resource ARN, condition keys) and the statement that allows it.
         "scope": [[str(request), sid] for request, sid in allowed],
         "scope_problems": problems,
+        # Least privilege, for review: what each role may do that this run never asked for (cancellation, retries,
+        # multipart uploads and log reading are paths a Completed run does not take).
+        "granted_not_used": iam_scope.unused(result.policies, [request for request, _ in allowed]),
         "tasks": [
             {"family": t.family, "argv": t.argv, "uid": t.uid, "exit_code": t.exit_code, "stopped_by": t.stopped_by}
             for t in result.tasks
@@ -313,6 +317,7 @@ def rehearse(
     """Run the rehearsal; RehearsalError names what failed (a denied call names its action and role)."""
     t0 = time.monotonic()
     log: list[str] = []
+    # Not under pytest's tmp_path: that is private to root, and the tasks' uid must reach this directory.
     workdir = workdir or Path(tempfile.mkdtemp(prefix="cloud-rehearsal-", dir="/tmp"))
     os.chmod(workdir, 0o755)  # noqa: S103 - the tasks' uid reads their files here
     image_facts = read()
@@ -436,6 +441,7 @@ def rehearse(
         log,
         time.monotonic() - t0,
         aws.region,
+        workdir,
     )
     if denied:
         first = denied[0]

@@ -273,6 +273,16 @@ def check(
     return allowed, problems
 
 
+def unused(policies: Mapping[str, Sequence[str]], allowed: Iterable[Request]) -> dict[str, list[str]]:
+    """role -> the actions its Allow statements grant that none of `allowed` used."""
+    used = {(r.principal, r.action.lower()) for r in allowed}
+    out = {}
+    for role, documents in policies.items():
+        granted = {a for s in _statements(documents) if s["Effect"] == "Allow" for a in _listed(s["Action"])}
+        out[role] = sorted(a for a in granted if (role, a.lower()) not in used)
+    return out
+
+
 def narrow(document: str, sid: str, resource: str) -> str:
     """The document with statement `sid`'s Resource replaced (for the negative test: narrower than a call needs)."""
     policy = json.loads(document)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -19,10 +21,10 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def rehearsal(tmp_path_factory):
+def rehearsal():
     from cloud_rehearsal import rehearse, report
 
-    result = rehearse(workdir=tmp_path_factory.mktemp("cloud-rehearsal"))  # pytest keeps the last few runs' logs
+    result = rehearse()
     summary = report(result)
     # make rehearse-cloud REHEARSAL_REPORT=<file>: the run as JSON (calls and roles, task commands and uids)
     if path := os.environ.get("REHEARSAL_REPORT"):
@@ -31,7 +33,8 @@ def rehearsal(tmp_path_factory):
     print(f"cloud rehearsal: {result.state} in {summary['seconds']} s")
     for task in summary["tasks"]:
         print(f"  task {task['family']} as uid {task['uid']}: {' '.join(task['argv'])} (exit {task['exit_code']})")
-    return result
+    yield result
+    shutil.rmtree(result.workdir, ignore_errors=True)  # task logs, homes and the image's stand-in files
 
 
 def test_flow_run_completes_through_fargate_cluster_and_the_ecs_worker(rehearsal):
@@ -99,13 +102,17 @@ def test_narrowing_a_statement_below_a_recorded_call_fails_the_scoping_check_nam
     print(f"scoping check with ProjectBucketObjects narrowed to models/: {len(problems)} problem(s), e.g. {writes[0]}")
 
 
-def test_removing_a_needed_action_fails_the_rehearsal_naming_it(tmp_path):
+def test_removing_a_needed_action_fails_the_rehearsal_naming_it():
     """The enforcement is real: without ecs:ListAccountSettings (which FargateCluster calls before each RunTask) the
     flow-run role cannot start the Dask cluster, and the rehearsal stops there, naming the action and the role."""
     from cloud_rehearsal import RehearsalError, drop_action, rehearse
 
-    with pytest.raises(RehearsalError, match="ecs:ListAccountSettings") as failure:
-        rehearse(edit_policy=drop_action("-flow-run", "ecs:ListAccountSettings"), timeout=600, workdir=tmp_path)
+    workdir = Path(tempfile.mkdtemp(prefix="cloud-rehearsal-", dir="/tmp"))  # traversable by the image's user
+    try:
+        with pytest.raises(RehearsalError, match="ecs:ListAccountSettings") as failure:
+            rehearse(edit_policy=drop_action("-flow-run", "ecs:ListAccountSettings"), timeout=600, workdir=workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     assert "-flow-run" in str(failure.value)
     print(f"cloud rehearsal without ecs:ListAccountSettings: {failure.value}")
 {%- if cookiecutter.code_source == "git" %}

@@ -5,7 +5,7 @@ import json
 
 from aws_emulation import Call, projection
 from cloud_rehearsal import drop_action, without_action
-from iam_scope import Request, check, decide, narrow, requests
+from iam_scope import Request, check, decide, narrow, requests, unused
 
 POLICY = json.dumps(
     {
@@ -141,3 +141,10 @@ def test_projection_leaves_out_a_deny_it_cannot_scope():
     projected = projection(SCOPED)["Statement"]
     assert [s["Sid"] for s in projected] == ["Unscoped", "RunDask", "Pass", "Objects"]
     assert all(s["Resource"] == "*" and "Condition" not in s for s in projected)
+
+
+def test_scope_lists_what_a_role_may_do_but_never_did():
+    used = [Request("proj-dev-flow-run", "ecs:RunTask", "x"), Request("proj-dev-flow-run", "S3:GETOBJECT", "y")]
+    assert unused({"proj-dev-flow-run": [json.dumps(SCOPED)]}, used) == {
+        "proj-dev-flow-run": ["ecs:RegisterTaskDefinition", "iam:PassRole"]
+    }
