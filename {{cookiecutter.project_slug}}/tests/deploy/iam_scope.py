@@ -26,7 +26,6 @@ HARNESS = "harness"  # the rehearsal's own identity (it plays Pulumi and ECS's s
 # Actions that support no resource-level permissions: AWS evaluates them against "*".
 UNSCOPED = {
     "ecs:ListAccountSettings",
-    "ecs:RegisterTaskDefinition",
     "ecs:DeregisterTaskDefinition",
     "ecs:DescribeTaskDefinition",
     "ecs:ListTasks",  # scoped by the ecs:cluster condition key only
@@ -134,7 +133,7 @@ def _requests_of(call: Any, arns: Arns, revisions: dict[str, int], roles_of: dic
     action, p = call.action, call.params()
     if action == "ecs:RegisterTaskDefinition":
         arn = _register(p, arns, revisions, roles_of)
-        yield action, "*", {}
+        yield action, arn, {}  # the revision it creates
         yield from _pass_roles(roles_of[arn])
         if p.get("tags"):
             yield "ecs:TagResource", arn, {"ecs:CreateAction": "RegisterTaskDefinition"}

@@ -45,7 +45,7 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/proj-dev-dask-task"
 SCOPED = {
     "Version": "2012-10-17",
     "Statement": [
-        {"Sid": "Unscoped", "Effect": "Allow", "Action": "ecs:RegisterTaskDefinition", "Resource": "*"},
+        {"Sid": "Unscoped", "Effect": "Allow", "Action": "ecs:ListAccountSettings", "Resource": "*"},
         {
             "Sid": "RunDask",
             "Effect": "Allow",
@@ -79,7 +79,7 @@ def test_scope_allows_a_call_only_with_the_resource_and_condition_keys_a_stateme
     assert decide([SCOPED], run(CLUSTER)) == "RunDask"
     assert decide([SCOPED], run(CLUSTER.replace("proj-dev", "other"))) is None  # another cluster
     assert decide([SCOPED], Request("r", "ecs:RunTask", definition)) is None  # no ecs:cluster key
-    assert decide([SCOPED], Request("r", "ecs:registertaskdefinition", "*")) == "Unscoped"  # actions ignore case
+    assert decide([SCOPED], Request("r", "ecs:listaccountsettings", "*")) == "Unscoped"  # actions ignore case
     assert decide([SCOPED], Request("r", "s3:GetObject", "arn:aws:s3:::b/data/x.parquet")) == "Objects"
     assert decide([SCOPED], Request("r", "s3:GetObject", "arn:aws:s3:::b/secret/x")) is None  # an explicit Deny wins
     assert decide([SCOPED], Request("r", "s3:GetObject", "arn:aws:s3:::bb/data/x")) is None
@@ -110,7 +110,7 @@ def test_scope_turns_calls_into_the_requests_aws_authorises_and_reports_what_it_
     shown = [(r.action, r.resource, dict(r.context)) for r in reqs]
     definition = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/dask-c-worker:1"
     assert shown == [
-        ("ecs:RegisterTaskDefinition", "*", {}),
+        ("ecs:RegisterTaskDefinition", definition, {}),
         ("iam:PassRole", ROLE, {"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
         ("ecs:TagResource", definition, {"ecs:CreateAction": "RegisterTaskDefinition"}),
         ("ecs:RunTask", definition, {"ecs:cluster": CLUSTER}),  # the family's latest revision, in this cluster
@@ -146,5 +146,5 @@ def test_projection_leaves_out_a_deny_it_cannot_scope():
 def test_scope_lists_what_a_role_may_do_but_never_did():
     used = [Request("proj-dev-flow-run", "ecs:RunTask", "x"), Request("proj-dev-flow-run", "S3:GETOBJECT", "y")]
     assert unused({"proj-dev-flow-run": [json.dumps(SCOPED)]}, used) == {
-        "proj-dev-flow-run": ["ecs:RegisterTaskDefinition", "iam:PassRole"]
+        "proj-dev-flow-run": ["ecs:ListAccountSettings", "iam:PassRole"]
     }
