@@ -312,7 +312,9 @@ def rehearse(
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
     )
+    from {{ cookiecutter.package_name }}.deploy import commands as deploy_commands
     from {{ cookiecutter.package_name }}.deploy import work_pool
+    from {{ cookiecutter.package_name }}.runtime import names
 
     worker_service = (
         infra_harness.project_config()[1].get(f"{infra_harness.project_config()[0]}:prefect_worker") == "true"
@@ -371,11 +373,12 @@ def rehearse(
                 str(template_file),
             ]
         )
+        deployment = names.full_name("batch_pipeline", names.aws_deployment(STACK))
         processes.run(
-            [*prefect, "deploy", "--name", "batch-pipeline-aws"],
-            env={"PIPELINE_ECS_POOL": pool, "PIPELINE_IMAGE": image},
+            [*prefect, "deploy", "--name", names.aws_deploy_selector("batch_pipeline")],
+            env=deploy_commands.deploy_env(image, pool, STACK),
         )
-        say(log, f"work pool {pool!r} and deployment batch-pipeline-aws created")
+        say(log, f"work pool {pool!r} and deployment {deployment} created")
 
         _start_worker(aws, s, outputs, worker_role, worker_service, image, api_url)
         say(log, "Prefect ECS worker task started")
@@ -384,7 +387,7 @@ def rehearse(
 
         # Prefect caches its settings per process: an earlier rehearsal in this process had another API.
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            flow_run = run_deployment("batch-pipeline/batch-pipeline-aws", timeout=0)
+            flow_run = run_deployment(deployment, timeout=0)
             say(log, f"flow run {flow_run.name!r} triggered")
             state = _wait_for_run(flow_run.id, timeout, runner, denied)
         say(log, f"flow run {flow_run.name!r}: {state}")

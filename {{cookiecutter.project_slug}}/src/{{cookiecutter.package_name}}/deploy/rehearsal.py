@@ -3,7 +3,7 @@
     1. a Prefect server on 127.0.0.1 (random port, throwaway database in a temporary directory)
     2. an external Dask cluster: `dask scheduler` + `dask worker` on 127.0.0.1 (random port)
     3. the local process work pool, created the way `make deploy` creates pools
-    4. `prefect worker start` on that pool, and `prefect --no-prompt deploy --name batch-pipeline-local`
+    4. `prefect worker start` on that pool, and `prefect --no-prompt deploy --name local`
        with this project's prefect.yaml; the deployment is triggered with PIPELINE_CLUSTER=existing
     5. the flow run is awaited until it is final; the command fails unless it is Completed
 {%- if cookiecutter.code_source == "git" %}
@@ -35,13 +35,15 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from {{ cookiecutter.package_name }}.runtime import names
+
 PROJECT_DIR = Path(__file__).resolve().parents[3]
-PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
-LOCAL_POOL = f"{PROJECT_SLUG}-local"
-DEPLOYMENT = "batch-pipeline-local"
+PROJECT_SLUG = names.PROJECT_SLUG
+LOCAL_POOL = names.local_pool()
+DEPLOYMENT = names.LOCAL_DEPLOYMENT
 CODE_SOURCE = "{{ cookiecutter.code_source }}"
 NOT_IN_REPO = (".venv", ".git", "data", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", "*.egg-info")
-FLOW = "batch-pipeline"
+FLOW = names.flow_name("batch_pipeline")
 BIN = Path(sys.executable).parent  # prefect and dask console scripts of this environment
 LOOPBACK = "127.0.0.1"
 _STARTED = time.monotonic()
