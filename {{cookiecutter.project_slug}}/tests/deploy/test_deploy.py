@@ -27,6 +27,7 @@ def test_preflight_reports_every_missing_piece(capsys):
         "aws": lambda: "no aws",
         "prefect": lambda: "no prefect",
         "quota": lambda: None,
+        "git": lambda: None,  # code_source=git: the repository the flow runs clone
     }
     assert deploy.preflight(deploy.NEEDS["deploy"], checks) == ["no pulumi", "no aws", "no prefect"]
     assert deploy.preflight(deploy.NEEDS["build"], checks) == []
@@ -59,6 +60,7 @@ def _bare_env(tmp_path: Path, with_fakes: bool) -> tuple[dict[str, str], Path]:
         PREFECT_HOME=str(tmp_path / "prefect-home"),
         PREFECT_API_URL="",
         PULUMI_HOME=str(tmp_path / "pulumi-home"),
+        PIPELINE_GIT_REPOSITORY="https://git.example.invalid/team/project.git",  # code_source=git: a clonable source
     )
     return env, log
 

@@ -69,10 +69,17 @@ def test_prefect_yaml_matches_the_deploy_code_and_the_image():
         assert set(pulls) == {"git"}
         expected = pulls["git"]
         assert [next(iter(step)) for step in expected] == [
+            "{{ cookiecutter.package_name }}.runtime.git_checkout.writable_directory",  # the image's workdir is root's
+            "prefect.deployments.steps.set_working_directory",
             "{{ cookiecutter.package_name }}.runtime.git_checkout.git_access_token",
             "prefect.deployments.steps.git_clone",
             "{{ cookiecutter.package_name }}.runtime.git_checkout.use_checkout",
         ]
+        # What the pull steps read reaches the flow run through each deployment's job variables, which
+        # `prefect deploy` resolves from make deploy's environment (deploy.git_source).
+        git_env = {key: "{% raw %}{{ $" + key + " }}{% endraw %}" for key in deploy.git_source({"PIPELINE_GIT_REPOSITORY": "x"})}
+        for d in deployments.values():
+            assert d["work_pool"]["job_variables"]["env"] == git_env, d["name"]
     else:  # the code baked into the image
         assert set(pulls) == {"image"}
         expected = pulls["image"]

@@ -89,6 +89,10 @@ def test_destroy_deletes_only_its_own_stack_s_objects(prefect_server, monkeypatc
             client.create_work_pool(WorkPoolCreate(name=pool, type="process"), overwrite=True)
         for stack in STACKS:  # this project, both stacks, as `make deploy` deploys prefect.yaml
             stack_env = {**env, **deploy.deploy_env("registry.invalid/project:abc", pools[SLUG, stack], stack)}
+{%- if cookiecutter.code_source == "git" %}
+            source = {"PIPELINE_GIT_REPOSITORY": "https://git.example.invalid/team/project.git"}
+            stack_env |= deploy.git_source({**source, "PIPELINE_GIT_BRANCH": "main"})
+{%- endif %}
             _prefect(["deploy", "--all"], stack_env)
             assert automations.upsert_automations(settings=notify, stack=stack)
         # Another project with a deployment, automations and a pool for a stack of the same name.
@@ -107,6 +111,14 @@ def test_destroy_deletes_only_its_own_stack_s_objects(prefect_server, monkeypatc
         assert all(deployment(name) for name in ours)
         first = deployment(names.aws_deployments("prod")[0])
         assert first.work_pool_name == pools[SLUG, "prod"]
+{%- if cookiecutter.code_source == "git" %}
+        # The git source reaches the flow run through the deployment's job variables (resolved when deploying).
+        assert first.job_variables["env"] == {
+            "PIPELINE_GIT_REPOSITORY": "https://git.example.invalid/team/project.git",
+            "PIPELINE_GIT_BRANCH": "main",
+            "PIPELINE_GIT_TOKEN_BLOCK": "",
+        }
+{%- endif %}
 
         deploy.delete_prefect_objects("staging", pools[SLUG, "staging"])  # make destroy, before pulumi destroy
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from {{ cookiecutter.package_name }}.deploy.work_pool import work_pool_job_template
-from {{ cookiecutter.package_name }}.runtime import fargate, names
+from {{ cookiecutter.package_name }}.runtime import fargate{{ ", git_checkout" if cookiecutter.code_source == "git" else "" }}, names
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 INFRA_DIR = PROJECT_DIR / "infrastructure"
@@ -230,9 +230,16 @@ CHECKS: dict[str, Callable[[], str | None]] = {
     "aws": check_aws,
     "prefect": check_prefect,
     "quota": check_quota,
+{%- if cookiecutter.code_source == "git" %}
+    "git": lambda: check_git(),  # defined below, with the git source
+{%- endif %}
 }
 NEEDS = {
+{%- if cookiecutter.code_source == "git" %}
+    "deploy": ("pulumi", "docker", "aws", "prefect", "quota", "git"),
+{%- else %}
     "deploy": ("pulumi", "docker", "aws", "prefect", "quota"),
+{%- endif %}
     "destroy": ("pulumi", "aws", "prefect"),
     "build": ("docker",),
     "push": ("pulumi", "docker", "aws"),
@@ -364,7 +371,7 @@ def deploy_env(image: str, pool: str, stack: str | None = None) -> dict[str, str
 def prefect_deploy(image: str, pool: str, *names: str) -> None:
     selection = [arg for name in names for arg in ("--name", name)] or ["--all"]
 {%- if cookiecutter.code_source == "git" %}
-    git = git_source(cwd=PROJECT_DIR)  # repository + branch for the deployments' git_clone pull steps
+    git = git_source(cwd=PROJECT_DIR)  # repository, branch, token block: the flow runs' git_clone pull steps
     run(["prefect", "--no-prompt", "deploy", *selection], env={**deploy_env(image, pool), **git})
 {%- else %}
     run(["prefect", "--no-prompt", "deploy", *selection], env=deploy_env(image, pool))
@@ -373,7 +380,8 @@ def prefect_deploy(image: str, pool: str, *names: str) -> None:
 
 
 def git_source(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> dict[str, str]:
-    """``PIPELINE_GIT_REPOSITORY`` / ``_BRANCH`` for `prefect deploy`: the environment's, else this checkout's."""
+    """``PIPELINE_GIT_REPOSITORY`` / ``_BRANCH`` / ``_TOKEN_BLOCK`` for `prefect deploy` (prefect.yaml puts them into
+    the deployments' ``job_variables.env``): the environment's, else this checkout's origin remote and branch."""
     environ = dict(os.environ if environ is None else environ)
 
     def git(*args: str) -> str:
@@ -383,11 +391,25 @@ def git_source(environ: Mapping[str, str] | None = None, cwd: Path | None = None
             return ""
         return out.stdout.strip()
 
-    repository = environ.get("PIPELINE_GIT_REPOSITORY") or git("remote", "get-url", "origin")
-    branch = environ.get("PIPELINE_GIT_BRANCH") or git("rev-parse", "--abbrev-ref", "HEAD") or "main"
+    repository = environ.get(git_checkout.ENV_REPOSITORY) or git("remote", "get-url", "origin")
+    branch = environ.get(git_checkout.ENV_BRANCH) or git("rev-parse", "--abbrev-ref", "HEAD") or "main"
+    token_block = environ.get(git_checkout.ENV_TOKEN_BLOCK, "").strip()
     if not repository:
         raise RuntimeError("code from git: set PIPELINE_GIT_REPOSITORY (or an `origin` remote) before deploying")
-    return {"PIPELINE_GIT_REPOSITORY": repository, "PIPELINE_GIT_BRANCH": branch}
+    return {
+        git_checkout.ENV_REPOSITORY: git_checkout.clone_url(repository, token_block),  # ssh: https, or refused
+        git_checkout.ENV_BRANCH: branch,
+        git_checkout.ENV_TOKEN_BLOCK: token_block,  # empty: a public repository
+    }
+
+
+def check_git() -> str | None:
+    """The repository the flow runs will clone: known, and clonable by them (an ssh origin needs a token)."""
+    try:
+        git_source(cwd=PROJECT_DIR)
+    except (RuntimeError, git_checkout.GitSourceError) as exc:
+        return str(exc)
+    return None
 {%- endif %}
 
 

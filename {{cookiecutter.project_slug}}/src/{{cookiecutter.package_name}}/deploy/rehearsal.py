@@ -197,10 +197,15 @@ def rehearse(timeout: float = 900, keep: bool = False, code_source: str = CODE_S
     }
     env.pop("PIPELINE_AWS_OUTPUTS", None)
     deployment = DEPLOYMENT
+    git_env: dict[str, str] = {}
     if code_source == "git":
-        env.update({"PIPELINE_GIT_REPOSITORY": bare_repository(workdir), "PIPELINE_GIT_BRANCH": "main"})
-        env.pop("PIPELINE_GIT_TOKEN_BLOCK", None)
-        say(f"code from git: {env['PIPELINE_GIT_REPOSITORY']} (branch main)")
+        # Given to `prefect deploy` only, as `make deploy` does: they reach the flow run through the deployment's
+        # job_variables.env (prefect.yaml), not through the worker's environment, which holds none of them.
+        git_env = {"PIPELINE_GIT_REPOSITORY": bare_repository(workdir), "PIPELINE_GIT_BRANCH": "main"}
+        git_env["PIPELINE_GIT_TOKEN_BLOCK"] = ""  # noqa: S105 - no token: a local repository
+        for key in git_env:
+            env.pop(key, None)
+        say(f"code from git: {git_env['PIPELINE_GIT_REPOSITORY']} (branch main)")
     os.environ.update({k: env[k] for k in ("PREFECT_HOME", "PREFECT_API_URL", "PREFECT_SERVER_ANALYTICS_ENABLED")})
     services = Services(logs=workdir, env=env)
     prefect, dask = [str(BIN / "prefect")], [str(BIN / "dask")]
@@ -224,7 +229,7 @@ def rehearse(timeout: float = 900, keep: bool = False, code_source: str = CODE_S
         # The worker starts while the deployment is applied (it polls the pool until a run is due).
         worker = [*prefect, "worker", "start", "--pool", LOCAL_POOL, "--type", "process"]
         services.start("prefect-worker", worker, signal.SIGINT)
-        run_step([*prefect, "--no-prompt", "deploy", "--name", deployment], env)
+        run_step([*prefect, "--no-prompt", "deploy", "--name", deployment], {**env, **git_env})
         say(f"triggering {FLOW}/{deployment} and waiting for the run")
         flow_run = trigger_and_wait(timeout, deployment)
         state = flow_run.state
