@@ -77,7 +77,12 @@ def test_prefect_yaml_matches_the_deploy_code_and_the_image():
         ]
         # What the pull steps read reaches the flow run through each deployment's job variables, which
         # `prefect deploy` resolves from make deploy's environment (deploy.git_source).
-        git_env = {key: "{% raw %}{{ $" + key + " }}{% endraw %}" for key in deploy.git_source({"PIPELINE_GIT_REPOSITORY": "x"})}
+        git_env = {
+            "PIPELINE_GIT_REPOSITORY": "{% raw %}{{ $PIPELINE_GIT_REPOSITORY }}{% endraw %}",
+            "PIPELINE_GIT_BRANCH": "{% raw %}{{ $PIPELINE_GIT_BRANCH }}{% endraw %}",
+            "PIPELINE_GIT_TOKEN_BLOCK": "{% raw %}{{ $PIPELINE_GIT_TOKEN_BLOCK }}{% endraw %}",
+        }
+        assert set(git_env) == set(deploy.git_source({"PIPELINE_GIT_REPOSITORY": "https://example.invalid/r.git"}))
         for d in deployments.values():
             assert d["work_pool"]["job_variables"]["env"] == git_env, d["name"]
     else:  # the code baked into the image

@@ -15,7 +15,7 @@ flow is imported:
 The three ``PIPELINE_GIT_*`` values are fixed when the deployment is created: ``make deploy`` takes them from
 its environment (the repository defaults to this checkout's ``origin`` remote, the branch to the current one,
 see :func:`clone_url`), and prefect.yaml puts them into the deployments' ``job_variables.env``, which the
-worker gives the flow-run container (or process); Prefect resolves the pull steps' ``{{ $VAR }}`` there.
+worker gives the flow-run container (or process); Prefect resolves the pull steps' ``$VAR`` placeholders there.
 
 The image still provides Python and every dependency (same versions on all machines); only the
 project's own code comes from git, so a code change needs no image rebuild. Dask workers import the
@@ -45,6 +45,7 @@ ENV_TOKEN_BLOCK = "PIPELINE_GIT_TOKEN_BLOCK"  # noqa: S105 - a variable name  # 
 
 
 # -- which repository: decided when deploying -------------------------------------------------------
+_PLACEHOLDER = re.compile(r"\{\{.*\}\}")
 _SCP_LIKE = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^/:]+):(?P<path>[^/].*)$")  # git@host:org/repo.git
 
 
@@ -97,7 +98,7 @@ def git_access_token(block: str | None = None) -> dict[str, Any]:
     """Pull step: ``{"access_token": ...}`` from the Prefect Secret block named ``block`` (default:
     ``PIPELINE_GIT_TOKEN_BLOCK`` of the flow run's environment); ``None`` when none is named."""
     name = (block if block is not None else os.environ.get(ENV_TOKEN_BLOCK, "")).strip()
-    if "{{" in name:  # prefect.yaml's placeholder, left as is by a `prefect deploy` run without the variable
+    if _PLACEHOLDER.search(name):  # prefect.yaml's, left as is by a `prefect deploy` run without the variable
         raise GitSourceError(
             f"{ENV_TOKEN_BLOCK} reached the flow run unresolved ({name!r}): create the deployments with "
             f"`make deploy`, or set {ENV_TOKEN_BLOCK} (empty for a public repository) when running `prefect deploy`"

@@ -38,7 +38,7 @@ AUTOMATION_KINDS = ("flow-run-crashed", "flow-run-too-long")  # automations.yaml
 
 _AWS_DEPLOYMENT = "aws-{stack}"
 # How prefect.yaml spells the AWS deployments' name: `prefect deploy` resolves it from make deploy's environment.
-AWS_DEPLOYMENT_IN_PREFECT_YAML = _AWS_DEPLOYMENT.format(stack="{{ '{{ $' }}" + STACK_ENV + " }}")
+AWS_DEPLOYMENT_IN_PREFECT_YAML = _AWS_DEPLOYMENT.format(stack="{{ '{{ $PIPELINE_STACK }}' }}")  # STACK_ENV
 
 
 def stack_key(stack: str) -> str:
