@@ -131,7 +131,7 @@ exit 0
 """
 
 
-API_KEY = "pnu_stand-in-key-0123456789"
+API_KEY = "pnu_stand-in-key-0123456789"  # pragma: allowlist secret - a stand-in
 
 
 @pytest.fixture(params=[True, False], ids=["worker-in-stack", "worker-elsewhere"])

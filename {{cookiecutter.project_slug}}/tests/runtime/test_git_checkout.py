@@ -128,10 +128,14 @@ def test_the_token_is_read_from_the_named_secret_block(prefect_server, monkeypat
     fake = "token-from-the-block"  # pragma: allowlist secret
     Secret(value=fake).save("git-token-test", overwrite=True)
     steps = [step for step in PULL_STEPS if next(iter(step)).endswith(".git_access_token")]
-    monkeypatch.setenv(git_checkout.ENV_TOKEN_BLOCK, "git-token-test")
-    assert asyncio.run(run_steps(steps))["git_token"] == {"access_token": fake}
-    monkeypatch.setenv(git_checkout.ENV_TOKEN_BLOCK, "")  # a public repository
-    assert asyncio.run(run_steps(steps))["git_token"] == {"access_token": None}
+    loop = asyncio.new_event_loop()  # not asyncio.run: that unsets the current loop Pulumi's mocks use later
+    try:
+        monkeypatch.setenv(git_checkout.ENV_TOKEN_BLOCK, "git-token-test")
+        assert loop.run_until_complete(run_steps(steps))["git_token"] == {"access_token": fake}
+        monkeypatch.setenv(git_checkout.ENV_TOKEN_BLOCK, "")  # a public repository
+        assert loop.run_until_complete(run_steps(steps))["git_token"] == {"access_token": None}
+    finally:
+        loop.close()
     # prefect.yaml's placeholder, left as is by a `prefect deploy` run without the variable: said, not cloned
     monkeypatch.setenv(git_checkout.ENV_TOKEN_BLOCK, "{% raw %}{{ $PIPELINE_GIT_TOKEN_BLOCK }}{% endraw %}")
     with pytest.raises(git_checkout.GitSourceError, match="unresolved"):
