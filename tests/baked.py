@@ -20,7 +20,8 @@ SKIP_PARTS = {".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "data", ".
 # Prefect's own templates (prefect.yaml pull steps, automations.yaml messages, the notification block)
 # are not cookiecutter leftovers: `{{ $ENV_VAR }}`, step outputs, flow/flow_run fields, block placeholders.
 PREFECT_TEMPLATE = (
-    r"\{\{ ?(\$PIPELINE_\w+|\w*token\.\w+|clone\.\w+|flow_run[^}]*|flow\.\w+|webhook_url|subject|body) ?\}\}"
+    r"\{\{ ?(\$PIPELINE_\w+|\w*token\.\w+|(?:clone|workdir)\.\w+|flow_run[^}]*|flow\.\w+|webhook_url|subject|body)"
+    r" ?\}\}"
 )
 JINJA_LEFTOVER = re.compile(r"(?<!\$)(?!" + PREFECT_TEMPLATE + r")\{\{|\{%|\{#")
 

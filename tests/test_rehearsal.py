@@ -30,7 +30,8 @@ def test_rehearsal_reaches_a_completed_flow_run(installed_project):
     proc = installed_project.make("rehearse", timeout=1500)
     out = proc.stdout
     assert "rehearsal PASSED: flow run Completed" in out, out[-4000:] + proc.stderr[-4000:]
-    assert re.search(r"flow run '[^']+' of batch-pipeline/batch-pipeline-local: Completed", out)
+    flow = f"{installed_project.context['project_slug']}-batch-pipeline"  # flows carry the project (runtime/names.py)
+    assert re.search(rf"flow run '[^']+' of {re.escape(flow)}/local: Completed", out)
     for started in (
         "prefect server start --host 127.0.0.1",
         "dask scheduler --host 127.0.0.1",

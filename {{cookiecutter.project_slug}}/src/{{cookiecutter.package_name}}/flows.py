@@ -1,5 +1,8 @@
 """YOUR FLOWS: the Prefect flows ``generate``, ``train``, ``score`` and ``batch-pipeline``.
 
+Their Prefect names carry the project (``{{ cookiecutter.project_slug }}-batch-pipeline``, ...: runtime/names.py), so
+projects sharing a Prefect workspace never share a flow or a deployment.
+
 Each flow opens one Dask cluster from the settings (:func:`.runtime.cluster.dask_client`: version-
 checked before any work, closed pass or fail) and runs the steps of :mod:`.runtime.steps`, which
 call your ``schema.py`` and ``model.py``. Edit these flows to change what a run does (add a step,
@@ -17,7 +20,7 @@ from distributed import Client
 from prefect import flow, get_run_logger
 
 # Absolute imports: Prefect deployments import this module by name (prefect.yaml entrypoints).
-from {{ cookiecutter.package_name }}.runtime import notifications, storage
+from {{ cookiecutter.package_name }}.runtime import names, notifications, storage
 from {{ cookiecutter.package_name }}.runtime.cluster import dask_client
 from {{ cookiecutter.package_name }}.runtime.reports import RunObserver, publish_summary
 from {{ cookiecutter.package_name }}.runtime.settings import Settings
@@ -39,7 +42,7 @@ def _generate(client: Client, settings: Settings, run_id: str) -> list[dict[str,
     ]
 
 
-@flow(name="generate", log_prints=True, **notifications.HOOKS)
+@flow(name=names.flow_name("generate_flow"), log_prints=True, **notifications.HOOKS)
 def generate_flow(
     data_url: str | None = None,
     train_rows: int | None = None,
@@ -61,7 +64,7 @@ def generate_flow(
         return _generate(client, settings, storage.new_run_id())
 
 
-@flow(name="train", log_prints=True, **notifications.HOOKS)
+@flow(name=names.flow_name("train_flow"), log_prints=True, **notifications.HOOKS)
 def train_flow(
     data_url: str | None = None, dataset_url: str | None = None, quality_gate_min: float | None = None
 ) -> dict[str, Any]:
@@ -75,7 +78,7 @@ def train_flow(
     return {"run_id": run_id, "model": trained, "summary": summary, "observed": observer.publish(trained, None)}
 
 
-@flow(name="score", log_prints=True, **notifications.HOOKS)
+@flow(name=names.flow_name("score_flow"), log_prints=True, **notifications.HOOKS)
 def score_flow(
     data_url: str | None = None, model_url: str | None = None, dataset_url: str | None = None
 ) -> dict[str, Any]:
@@ -91,7 +94,7 @@ def score_flow(
     return {"run_id": run_id, "scoring": scored, "summary": summary, "observed": observer.publish(None, scored)}
 
 
-@flow(name="batch-pipeline", log_prints=True, **notifications.HOOKS)
+@flow(name=names.flow_name("batch_pipeline"), log_prints=True, **notifications.HOOKS)
 def batch_pipeline(
     data_url: str | None = None,
     train_dataset_url: str | None = None,

@@ -331,7 +331,9 @@ def rehearse(
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
     )
+    from {{ cookiecutter.package_name }}.deploy import commands as deploy_commands
     from {{ cookiecutter.package_name }}.deploy import work_pool
+    from {{ cookiecutter.package_name }}.runtime import names
 
     worker_service = (
         infra_harness.project_config()[1].get(f"{infra_harness.project_config()[0]}:prefect_worker") == "true"
@@ -394,13 +396,14 @@ def rehearse(
                 str(template_file),
             ]
         )
-        deploy_env = {"PIPELINE_ECS_POOL": pool, "PIPELINE_IMAGE": image}
+        deployment = names.full_name("batch_pipeline", names.aws_deployment(STACK))
+        deploy_env = deploy_commands.deploy_env(image, pool, STACK)
 {%- if cookiecutter.code_source == "git" %}
         deploy_env.update(code_repository(workdir, image_facts))
         say(log, f"code from git: {deploy_env['PIPELINE_GIT_REPOSITORY']} (branch main), cloned by the flow-run task")
 {%- endif %}
-        processes.run([*prefect, "deploy", "--name", "batch-pipeline-aws"], env=deploy_env)
-        say(log, f"work pool {pool!r} and deployment batch-pipeline-aws created")
+        processes.run([*prefect, "deploy", "--name", names.aws_deploy_selector("batch_pipeline")], env=deploy_env)
+        say(log, f"work pool {pool!r} and deployment {deployment} created")
 
         _start_worker(aws, s, outputs, worker_role, worker_service, image, api_url)
         say(log, "Prefect ECS worker task started")
@@ -409,7 +412,7 @@ def rehearse(
 
         # Prefect caches its settings per process: an earlier rehearsal in this process had another API.
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            flow_run = run_deployment("batch-pipeline/batch-pipeline-aws", timeout=0)
+            flow_run = run_deployment(deployment, timeout=0)
             say(log, f"flow run {flow_run.name!r} triggered")
             state = _wait_for_run(flow_run.id, timeout, runner, denied)
         say(log, f"flow run {flow_run.name!r}: {state}")
@@ -462,7 +465,7 @@ def code_repository(workdir: Path, image_facts) -> dict[str, str]:
     url = bare_repository(workdir)
     for path in [workdir / "project.git", *(workdir / "project.git").rglob("*")]:
         os.chown(path, image_facts.uid, image_facts.gid)
-    return {"PIPELINE_GIT_REPOSITORY": url, "PIPELINE_GIT_BRANCH": "main"}
+    return {"PIPELINE_GIT_REPOSITORY": url, "PIPELINE_GIT_BRANCH": "main", "PIPELINE_GIT_TOKEN_BLOCK": ""}  # public
 {%- endif %}
 
 

@@ -27,6 +27,7 @@ def test_preflight_reports_every_missing_piece(capsys):
         "aws": lambda: "no aws",
         "prefect": lambda: "no prefect",
         "quota": lambda: None,
+        "git": lambda: None,  # code_source=git: the repository the flow runs clone
     }
     assert deploy.preflight(deploy.NEEDS["deploy"], checks) == ["no pulumi", "no aws", "no prefect"]
     assert deploy.preflight(deploy.NEEDS["build"], checks) == []
@@ -59,6 +60,7 @@ def _bare_env(tmp_path: Path, with_fakes: bool) -> tuple[dict[str, str], Path]:
         PREFECT_HOME=str(tmp_path / "prefect-home"),
         PREFECT_API_URL="",
         PULUMI_HOME=str(tmp_path / "pulumi-home"),
+        PIPELINE_GIT_REPOSITORY="https://git.example.invalid/team/project.git",  # code_source=git: a clonable source
     )
     return env, log
 
@@ -113,6 +115,7 @@ tool=$(basename "$0")
 echo "$tool $*" >> "@LOG@"
 [ -n "$PIPELINE_IMAGE" ] && echo "env PIPELINE_IMAGE=$PIPELINE_IMAGE" >> "@LOG@"
 [ -n "$PIPELINE_ECS_POOL" ] && echo "env PIPELINE_ECS_POOL=$PIPELINE_ECS_POOL" >> "@LOG@"
+[ -n "$PIPELINE_STACK" ] && echo "env PIPELINE_STACK=$PIPELINE_STACK" >> "@LOG@"
 prev=""
 for arg in "$@"; do
   [ "$prev" = "--base-job-template" ] && cp "$arg" "@TMP@/template.json"
@@ -128,7 +131,7 @@ exit 0
 """
 
 
-API_KEY = "pnu_stand-in-key-0123456789"
+API_KEY = "pnu_stand-in-key-0123456789"  # pragma: allowlist secret - a stand-in
 
 
 @pytest.fixture(params=[True, False], ids=["worker-in-stack", "worker-elsewhere"])
@@ -222,6 +225,7 @@ def test_deploy_runs_every_step_in_order(stand_ins, capsys):
         "prefect --no-prompt deploy",
         "env PIPELINE_IMAGE=" + image,
         "env PIPELINE_ECS_POOL=" + OUTPUTS["work_pool_name"],  # prefect.yaml's ECS pool is the stack's
+        "env PIPELINE_STACK=dev",  # ... and its deployments' names: aws-dev
     ]
     assert "--policy-pack" in text and "--stack dev" in text
     if in_stack:
@@ -248,15 +252,28 @@ def test_destroy_reverses_deploy(stand_ins):
     log, *_ = stand_ins
     deploy.destroy()
     calls = _calls(log)
-    assert calls[-6:] == [
+    assert calls[-9:] == [
         "pulumi stack output",
         "prefect --no-prompt deployment",
         "prefect --no-prompt deployment",
         "prefect --no-prompt deployment",
+        "prefect --no-prompt automation",
+        "prefect --no-prompt automation",
+        "prefect --no-prompt block",
         "prefect --no-prompt work-pool",
         "pulumi destroy --yes",
     ]
-    assert f"work-pool delete {OUTPUTS['work_pool_name']}" in log.read_text()
+    # Each by its exact name, the stack's (PULUMI_STACK=dev): never a generic name or a pattern.
+    deleted = [line.split(None, 4)[4] for line in log.read_text().splitlines() if " delete " in line]
+    assert deleted == [
+        "{{ cookiecutter.project_slug }}-batch-pipeline/aws-dev",
+        "{{ cookiecutter.project_slug }}-train/aws-dev",
+        "{{ cookiecutter.project_slug }}-score/aws-dev",
+        "{{ cookiecutter.project_slug }}-dev-flow-run-crashed",
+        "{{ cookiecutter.project_slug }}-dev-flow-run-too-long",
+        "custom-webhook/{{ cookiecutter.project_slug }}-dev-notify",
+        OUTPUTS["work_pool_name"],
+    ]
 
 
 # ---------------------------------------------------------------- Fargate vCPU quotas (Service Quotas)

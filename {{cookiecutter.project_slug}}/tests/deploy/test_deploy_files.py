@@ -13,6 +13,7 @@ from packaging.requirements import Requirement
 
 from {{ cookiecutter.package_name }}.deploy import commands as deploy
 from {{ cookiecutter.package_name }}.deploy import requirements as locked_requirements
+from {{ cookiecutter.package_name }}.runtime import names
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -58,7 +59,8 @@ def test_lock_export_matches_the_installed_environment():
 
 def test_prefect_yaml_matches_the_deploy_code_and_the_image():
     config = yaml.safe_load((PROJECT / "prefect.yaml").read_text())
-    deployments = {d["name"]: d for d in config["deployments"]}
+    deployments = {(d["entrypoint"], d["name"]): d for d in config["deployments"]}
+    assert len(deployments) == len(config["deployments"])  # one deployment per flow and name
     flows_file = PROJECT / "src" / "{{ cookiecutter.package_name }}" / "flows.py"
     functions = {n.name for n in ast.walk(ast.parse(flows_file.read_text())) if isinstance(n, ast.FunctionDef)}
     workdir = re.search(r"^WORKDIR (\S+)", (PROJECT / "Dockerfile").read_text(), re.M)[1]
@@ -67,10 +69,22 @@ def test_prefect_yaml_matches_the_deploy_code_and_the_image():
         assert set(pulls) == {"git"}
         expected = pulls["git"]
         assert [next(iter(step)) for step in expected] == [
+            "{{ cookiecutter.package_name }}.runtime.git_checkout.writable_directory",  # the image's workdir is root's
+            "prefect.deployments.steps.set_working_directory",
             "{{ cookiecutter.package_name }}.runtime.git_checkout.git_access_token",
             "prefect.deployments.steps.git_clone",
             "{{ cookiecutter.package_name }}.runtime.git_checkout.use_checkout",
         ]
+        # What the pull steps read reaches the flow run through each deployment's job variables, which
+        # `prefect deploy` resolves from make deploy's environment (deploy.git_source).
+        git_env = {
+            "PIPELINE_GIT_REPOSITORY": "{% raw %}{{ $PIPELINE_GIT_REPOSITORY }}{% endraw %}",
+            "PIPELINE_GIT_BRANCH": "{% raw %}{{ $PIPELINE_GIT_BRANCH }}{% endraw %}",
+            "PIPELINE_GIT_TOKEN_BLOCK": "{% raw %}{{ $PIPELINE_GIT_TOKEN_BLOCK }}{% endraw %}",
+        }
+        assert set(git_env) == set(deploy.git_source({"PIPELINE_GIT_REPOSITORY": "https://example.invalid/r.git"}))
+        for d in deployments.values():
+            assert d["work_pool"]["job_variables"]["env"] == git_env, d["name"]
     else:  # the code baked into the image
         assert set(pulls) == {"image"}
         expected = pulls["image"]
@@ -81,13 +95,16 @@ def test_prefect_yaml_matches_the_deploy_code_and_the_image():
         assert module == "{{ cookiecutter.package_name }}.flows" and function in functions, name
         if d["work_pool"]["name"] == deploy.ECS_POOL_IN_PREFECT_YAML:
             assert d["pull"] == expected, name
+            assert d["name"] == names.AWS_DEPLOYMENT_IN_PREFECT_YAML, name  # aws-<stack>
         else:
             assert d["work_pool"]["name"] == deploy.LOCAL_POOL, name
             assert d.get("pull") == (expected if CODE_SOURCE == "git" else None), name
-    ecs = {name for name, d in deployments.items() if d["work_pool"]["name"] == deploy.ECS_POOL_IN_PREFECT_YAML}
-    assert ecs == {name.split("/")[1] for name in deploy.ECS_DEPLOYMENTS}  # what `make destroy` deletes
+            assert d["name"] == names.LOCAL_DEPLOYMENT, name
+    aws = names.AWS_DEPLOYMENT_IN_PREFECT_YAML
+    ecs = {d["entrypoint"].split(":")[1] for d in deployments.values() if d["name"] == aws}
+    assert ecs == set(names.AWS_FLOWS)  # what `make destroy` deletes (deploy.ecs_deployments)
     assert any(d.get("schedules") for d in deployments.values())
-    assert "batch-pipeline-local" in deployments
+    assert ("{{ cookiecutter.package_name }}.flows:batch_pipeline", names.LOCAL_DEPLOYMENT) in deployments
 {%- if cookiecutter.ci == "github" %}
 
 

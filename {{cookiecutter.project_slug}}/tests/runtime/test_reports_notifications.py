@@ -190,24 +190,28 @@ def test_deploy_creates_and_updates_the_automations_idempotently(notify_env, cap
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
     from {{ cookiecutter.package_name }}.deploy import automations
+    from {{ cookiecutter.package_name }}.runtime import names
 
-    assert automations.upsert_automations() == []  # off by default
-    spec = automations.load()
-    names = [a["name"] for a in spec["automations"]]
+    assert automations.upsert_automations(stack="dev") == []  # off by default
+    expected = names.automations("dev")  # the stack's: <project>-dev-<kind>
+    assert expected == ["{{ cookiecutter.project_slug }}-dev-flow-run-crashed", "{{ cookiecutter.project_slug }}-dev-flow-run-too-long"]
     with Receiver() as receiver:
         notify_env.setenv(notifications.ENV_WEBHOOK, receiver.url)
-        assert automations.upsert_automations() == names
-        assert automations.upsert_automations() == names  # second deploy: updated in place
-        block = CustomWebhookNotificationBlock.load(spec["notify_block"])
+        assert automations.upsert_automations(stack="dev") == expected
+        assert automations.upsert_automations(stack="dev") == expected  # second deploy: updated in place
+        block = CustomWebhookNotificationBlock.load(names.notify_block("dev"))
         block.notify("body text", "subject text")  # the block the automations use reaches the receiver
     assert receiver.received == [{"text": "subject text\nbody text"}]
     out = capsys.readouterr().out
-    assert out.count("created") == len(names) and out.count("updated") == len(names)
-    for name in names:
+    assert out.count("created") == len(expected) and out.count("updated") == len(expected)
+    for name in expected:
         with get_client(sync_client=True) as client:
             [found] = client.read_automations_by_name(name=name)
         assert found.enabled
         [action] = found.actions
         assert action.type == "send-notification" and action.block_document_id == block._block_document_id
+        # Only this project's flows run by the stack's deployments: never another project's or stack's runs.
+        scope = [{k: v if isinstance(v, list) else [v] for k, v in s.items()} for s in names.automation_scope("dev")]
+        assert [dict(spec.items()) for spec in found.trigger.match_related] == scope
         if name.endswith("too-long"):
             assert found.trigger.posture == "Proactive" and found.trigger.within.total_seconds() == 7200

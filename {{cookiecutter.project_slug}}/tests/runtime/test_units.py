@@ -229,7 +229,9 @@ def test_deployment_entrypoint_loads_the_flows_from_the_installed_package():
     from prefect.flows import load_flow_from_entrypoint
 
     flow = load_flow_from_entrypoint("{{ cookiecutter.package_name }}.flows:batch_pipeline")
-    assert flow.name == "batch-pipeline"
+    assert flow.name == "{{ cookiecutter.project_slug }}-batch-pipeline"  # the project's flow (runtime/names.py)
     steps = flow.fn.__globals__["score_dataset"].fn.__globals__
     assert steps["score_file"].__module__ == "{{ cookiecutter.package_name }}.runtime.scoring"
-    assert all(load_flow_from_entrypoint(f"{{ cookiecutter.package_name }}.flows:{n}").name for n in ("train_flow", "score_flow"))
+    for function in ("generate_flow", "train_flow", "score_flow"):
+        loaded = load_flow_from_entrypoint(f"{{ cookiecutter.package_name }}.flows:{function}")
+        assert loaded.name.startswith("{{ cookiecutter.project_slug }}-"), function

@@ -1,4 +1,4 @@
-"""Create or update the Prefect automations declared in ``automations.yaml`` (run by `make deploy`).
+"""Create or update the stack's Prefect automations declared in ``automations.yaml`` (run by `make deploy`).
 
 Off unless a notification destination is configured (``PIPELINE_NOTIFY_WEBHOOK_URL`` or
 ``PIPELINE_NOTIFY_SECRET_BLOCK``, see :mod:`..runtime.notifications`). Then the webhook URL is saved in a Prefect
@@ -6,13 +6,18 @@ Off unless a notification destination is configured (``PIPELINE_NOTIFY_WEBHOOK_U
 ``{"text": ...}``), every ``send-notification`` action is pointed at that block, and each
 automation is created, or updated in place when one with its name exists (idempotent).
 
-    python -m {{ cookiecutter.package_name }}.deploy.automations [--file automations.yaml]
+Names and scope are the stack's (:mod:`..runtime.names`): automation ``<project>-<stack>-<kind>``, block
+``<project>-<stack>-notify``, each trigger matching flow runs of this project's flows from the stack's deployments.
+`make destroy` deletes exactly those names, so other projects and stacks in the workspace keep theirs.
+
+    python -m {{ cookiecutter.package_name }}.deploy.automations [--stack dev] [--file automations.yaml]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ from uuid import UUID
 
 import yaml
 
+from {{ cookiecutter.package_name }}.runtime import names
 from {{ cookiecutter.package_name }}.runtime.notifications import NotifySettings
 
 AUTOMATIONS_FILE = Path(__file__).resolve().parents[3] / "automations.yaml"
@@ -27,9 +33,20 @@ AUTOMATIONS_FILE = Path(__file__).resolve().parents[3] / "automations.yaml"
 
 def load(path: Path = AUTOMATIONS_FILE) -> dict[str, Any]:
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(spec, dict) or not spec.get("notify_block") or not isinstance(spec.get("automations"), list):
-        raise ValueError(f"{path}: needs `notify_block` and a list of `automations`")
+    if not isinstance(spec, dict) or not isinstance(spec.get("automations"), list):
+        raise ValueError(f"{path}: needs a list of `automations`")
+    kinds = [item.get("kind") for item in spec["automations"]]
+    if sorted(map(str, kinds)) != sorted(names.AUTOMATION_KINDS):
+        raise ValueError(f"{path}: automation kinds {kinds}, but make destroy deletes {names.AUTOMATION_KINDS}")
     return spec
+
+
+def for_stack(item: dict[str, Any], stack: str, project: str = names.PROJECT_SLUG) -> dict[str, Any]:
+    """An automation of automations.yaml made the stack's: its name, and its trigger scoped to the stack's runs."""
+    item = copy.deepcopy(item)
+    item["name"] = names.automation(item.pop("kind"), stack, project)
+    item["trigger"]["match_related"] = names.automation_scope(stack, project)
+    return item
 
 
 def save_notification_block(name: str, url: str) -> UUID:
@@ -45,8 +62,15 @@ def save_notification_block(name: str, url: str) -> UUID:
     return block.save(name, overwrite=True)
 
 
-def upsert_automations(path: Path = AUTOMATIONS_FILE, settings: NotifySettings | None = None) -> list[str]:
-    """Create or update every automation of ``path``; returns their names ([] when notifications are off)."""
+def upsert_automations(
+    path: Path = AUTOMATIONS_FILE,
+    settings: NotifySettings | None = None,
+    *,
+    stack: str,
+    project: str = names.PROJECT_SLUG,
+) -> list[str]:
+    """Create or update the stack's automation of each entry of ``path``; returns their names ([] when
+    notifications are off)."""
     from prefect.automations import Automation
 
     settings = settings or NotifySettings.from_env()
@@ -54,10 +78,10 @@ def upsert_automations(path: Path = AUTOMATIONS_FILE, settings: NotifySettings |
         print("notifications off (no PIPELINE_NOTIFY_WEBHOOK_URL / PIPELINE_NOTIFY_SECRET_BLOCK): no automations")
         return []
     spec = load(path)
-    block_id = save_notification_block(spec["notify_block"], settings.destination())
-    names = []
+    block_id = save_notification_block(names.notify_block(stack, project), settings.destination())
+    created = []
     for item in spec["automations"]:
-        item = copy.deepcopy(item)
+        item = for_stack(item, stack, project)
         for action in item.get("actions", []):
             if action.get("type") == "send-notification":
                 action["block_document_id"] = str(block_id)
@@ -72,15 +96,23 @@ def upsert_automations(path: Path = AUTOMATIONS_FILE, settings: NotifySettings |
             automation.update()
             verb = "updated"
         print(f"automation {automation.name!r} {verb}")
-        names.append(automation.name)
-    return names
+        created.append(automation.name)
+    return created
+
+
+def notify_block_slug(stack: str, project: str = names.PROJECT_SLUG) -> str:
+    """``<block type>/<name>`` of the stack's notification block (what `prefect block delete` takes)."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    return f"{CustomWebhookNotificationBlock.get_block_type_slug()}/{names.notify_block(stack, project)}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", type=Path, default=AUTOMATIONS_FILE)
+    parser.add_argument("--stack", default=os.environ.get("PULUMI_STACK", "").strip() or "dev")
     args = parser.parse_args(argv)
-    upsert_automations(args.file)
+    upsert_automations(args.file, stack=args.stack)
     return 0
 
 

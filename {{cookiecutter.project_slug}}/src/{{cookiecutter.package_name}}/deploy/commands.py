@@ -5,7 +5,8 @@
              config + a second pulumi up, when the stack runs the worker) -> Prefect work pools
              (ECS pool from the stack outputs) -> prefect --no-prompt deploy --all -> the
              automations of automations.yaml when notifications are configured (.automations)
-    destroy  preconditions -> delete the ECS deployments and work pool -> pulumi destroy
+    destroy  preconditions -> delete the stack's ECS deployments, automations and notification block (by their
+             exact names, runtime/names.py) and its ECS work pool -> pulumi destroy
 
 Every precondition (Pulumi CLI and login, Docker engine, AWS credentials, Prefect API) is checked
 before anything runs; each missing piece gets one line saying how to fix it, and nothing is changed
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from {{ cookiecutter.package_name }}.deploy.work_pool import work_pool_job_template
-from {{ cookiecutter.package_name }}.runtime import fargate
+from {{ cookiecutter.package_name }}.runtime import fargate{{ ", git_checkout" if cookiecutter.code_source == "git" else "" }}, names
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 INFRA_DIR = PROJECT_DIR / "infrastructure"
@@ -41,9 +42,7 @@ PROJECT_SLUG = fargate.PROJECT_SLUG
 # variable, which `make deploy` sets for `prefect deploy`, so two stacks or projects never share a pool.
 ECS_POOL_ENV = "PIPELINE_ECS_POOL"
 ECS_POOL_IN_PREFECT_YAML = "{% raw %}{{ $PIPELINE_ECS_POOL }}{% endraw %}"  # = ECS_POOL_ENV
-LOCAL_POOL = f"{PROJECT_SLUG}-local"
-# Deployments on the ECS pool (prefect.yaml): `make destroy` deletes them with the pool.
-ECS_DEPLOYMENTS = ("batch-pipeline/batch-pipeline-aws", "train/train-aws", "score/score-aws")
+LOCAL_POOL = names.local_pool()
 PLATFORM = "linux/amd64"  # dask-cloudprovider's default cpu_architecture (X86_64)
 
 
@@ -54,6 +53,11 @@ class PreconditionError(SystemExit):
 def stack_name(environ: Mapping[str, str] | None = None) -> str:
     environ = os.environ if environ is None else environ
     return environ.get("PULUMI_STACK", "").strip() or "dev"
+
+
+def ecs_deployments(stack: str | None = None) -> list[str]:
+    """The stack's deployments on its ECS pool (``<flow>/aws-<stack>``): `make destroy` deletes exactly these."""
+    return names.aws_deployments(stack or stack_name())
 
 
 # ---------------------------------------------------------------- preconditions (probe only)
@@ -226,9 +230,16 @@ CHECKS: dict[str, Callable[[], str | None]] = {
     "aws": check_aws,
     "prefect": check_prefect,
     "quota": check_quota,
+{%- if cookiecutter.code_source == "git" %}
+    "git": lambda: check_git(),  # defined below, with the git source
+{%- endif %}
 }
 NEEDS = {
+{%- if cookiecutter.code_source == "git" %}
+    "deploy": ("pulumi", "docker", "aws", "prefect", "quota", "git"),
+{%- else %}
     "deploy": ("pulumi", "docker", "aws", "prefect", "quota"),
+{%- endif %}
     "destroy": ("pulumi", "aws", "prefect"),
     "build": ("docker",),
     "push": ("pulumi", "docker", "aws"),
@@ -351,15 +362,16 @@ def ecs_pool(outputs: Mapping[str, Any]) -> str:
     return str(name)
 
 
-def deploy_env(image: str, pool: str) -> dict[str, str]:
-    """What `prefect deploy` resolves prefect.yaml with: the image and the stack's ECS pool."""
-    return {"PIPELINE_IMAGE": image, ECS_POOL_ENV: pool}
+def deploy_env(image: str, pool: str, stack: str | None = None) -> dict[str, str]:
+    """What `prefect deploy` resolves prefect.yaml with: the image, the stack's ECS pool and the stack (the AWS
+    deployments' name, ``aws-<stack>``)."""
+    return {"PIPELINE_IMAGE": image, ECS_POOL_ENV: pool, names.STACK_ENV: names.stack_key(stack or stack_name())}
 
 
 def prefect_deploy(image: str, pool: str, *names: str) -> None:
     selection = [arg for name in names for arg in ("--name", name)] or ["--all"]
 {%- if cookiecutter.code_source == "git" %}
-    git = git_source(cwd=PROJECT_DIR)  # repository + branch for the deployments' git_clone pull steps
+    git = git_source(cwd=PROJECT_DIR)  # repository, branch, token block: the flow runs' git_clone pull steps
     run(["prefect", "--no-prompt", "deploy", *selection], env={**deploy_env(image, pool), **git})
 {%- else %}
     run(["prefect", "--no-prompt", "deploy", *selection], env=deploy_env(image, pool))
@@ -368,7 +380,8 @@ def prefect_deploy(image: str, pool: str, *names: str) -> None:
 
 
 def git_source(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> dict[str, str]:
-    """``PIPELINE_GIT_REPOSITORY`` / ``_BRANCH`` for `prefect deploy`: the environment's, else this checkout's."""
+    """``PIPELINE_GIT_REPOSITORY`` / ``_BRANCH`` / ``_TOKEN_BLOCK`` for `prefect deploy` (prefect.yaml puts them into
+    the deployments' ``job_variables.env``): the environment's, else this checkout's origin remote and branch."""
     environ = dict(os.environ if environ is None else environ)
 
     def git(*args: str) -> str:
@@ -378,11 +391,25 @@ def git_source(environ: Mapping[str, str] | None = None, cwd: Path | None = None
             return ""
         return out.stdout.strip()
 
-    repository = environ.get("PIPELINE_GIT_REPOSITORY") or git("remote", "get-url", "origin")
-    branch = environ.get("PIPELINE_GIT_BRANCH") or git("rev-parse", "--abbrev-ref", "HEAD") or "main"
+    repository = environ.get(git_checkout.ENV_REPOSITORY) or git("remote", "get-url", "origin")
+    branch = environ.get(git_checkout.ENV_BRANCH) or git("rev-parse", "--abbrev-ref", "HEAD") or "main"
+    token_block = environ.get(git_checkout.ENV_TOKEN_BLOCK, "").strip()
     if not repository:
         raise RuntimeError("code from git: set PIPELINE_GIT_REPOSITORY (or an `origin` remote) before deploying")
-    return {"PIPELINE_GIT_REPOSITORY": repository, "PIPELINE_GIT_BRANCH": branch}
+    return {
+        git_checkout.ENV_REPOSITORY: git_checkout.clone_url(repository, token_block),  # ssh: https, or refused
+        git_checkout.ENV_BRANCH: branch,
+        git_checkout.ENV_TOKEN_BLOCK: token_block,  # empty: a public repository
+    }
+
+
+def check_git() -> str | None:
+    """The repository the flow runs will clone: known, and clonable by them (an ssh origin needs a token)."""
+    try:
+        git_source(cwd=PROJECT_DIR)
+    except (RuntimeError, git_checkout.GitSourceError) as exc:
+        return str(exc)
+    return None
 {%- endif %}
 
 
@@ -432,7 +459,7 @@ def deploy(tag: str | None = None) -> None:
     prefect_deploy(image, pool)
     from {{ cookiecutter.package_name }}.deploy.automations import upsert_automations
 
-    upsert_automations()
+    upsert_automations(stack=stack_name())
     if worker:
         print(f"Deployed {image}.\nThe stack's ECS worker ({outputs['prefect_worker_service']}) polls {pool!r}.")
     else:
@@ -454,14 +481,26 @@ def delete_images(repository_url: str) -> None:
     print(f"deleted {len(image_ids)} image(s) from {repository_url}")
 
 
+def delete_prefect_objects(stack: str, pool: str | None) -> None:
+    """Delete the stack's deployments, automations and notification block, and its ECS pool, each by its exact
+    name (runtime/names.py; the pool from the Pulumi outputs), so other projects and stacks keep theirs. Absent
+    ones are fine (notifications may never have been on)."""
+    from {{ cookiecutter.package_name }}.deploy.automations import notify_block_slug
+
+    for name in ecs_deployments(stack):
+        run(["prefect", "--no-prompt", "deployment", "delete", name], check=False)
+    for name in names.automations(stack):
+        run(["prefect", "--no-prompt", "automation", "delete", name], check=False)
+    run(["prefect", "--no-prompt", "block", "delete", notify_block_slug(stack)], check=False)
+    if pool:
+        run(["prefect", "--no-prompt", "work-pool", "delete", pool], check=False)
+
+
 def destroy() -> None:
     require("destroy")
     outputs = json.loads(pulumi("stack", "output", "--json", capture=True) or "{}")
-    for name in ECS_DEPLOYMENTS:
-        run(["prefect", "--no-prompt", "deployment", "delete", name], check=False)  # absent is fine
     pool = outputs.get("work_pool_name")
-    if pool:
-        run(["prefect", "--no-prompt", "work-pool", "delete", pool], check=False)
+    delete_prefect_objects(stack_name(), pool)
     if outputs.get("ecr_repository_url"):
         delete_images(outputs["ecr_repository_url"])
     pulumi("destroy", "--yes", "--skip-preview")  # a bucket that holds data stays: README "Infrastructure"

@@ -3,7 +3,7 @@
     1. a Prefect server on 127.0.0.1 (random port, throwaway database in a temporary directory)
     2. an external Dask cluster: `dask scheduler` + `dask worker` on 127.0.0.1 (random port)
     3. the local process work pool, created the way `make deploy` creates pools
-    4. `prefect worker start` on that pool, and `prefect --no-prompt deploy --name batch-pipeline-local`
+    4. `prefect worker start` on that pool, and `prefect --no-prompt deploy --name local`
        with this project's prefect.yaml; the deployment is triggered with PIPELINE_CLUSTER=existing
     5. the flow run is awaited until it is final; the command fails unless it is Completed
 {%- if cookiecutter.code_source == "git" %}
@@ -35,13 +35,15 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from {{ cookiecutter.package_name }}.runtime import names
+
 PROJECT_DIR = Path(__file__).resolve().parents[3]
-PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
-LOCAL_POOL = f"{PROJECT_SLUG}-local"
-DEPLOYMENT = "batch-pipeline-local"
+PROJECT_SLUG = names.PROJECT_SLUG
+LOCAL_POOL = names.local_pool()
+DEPLOYMENT = names.LOCAL_DEPLOYMENT
 CODE_SOURCE = "{{ cookiecutter.code_source }}"
 NOT_IN_REPO = (".venv", ".git", "data", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", "*.egg-info")
-FLOW = "batch-pipeline"
+FLOW = names.flow_name("batch_pipeline")
 BIN = Path(sys.executable).parent  # prefect and dask console scripts of this environment
 LOOPBACK = "127.0.0.1"
 _STARTED = time.monotonic()
@@ -195,10 +197,15 @@ def rehearse(timeout: float = 900, keep: bool = False, code_source: str = CODE_S
     }
     env.pop("PIPELINE_AWS_OUTPUTS", None)
     deployment = DEPLOYMENT
+    git_env: dict[str, str] = {}
     if code_source == "git":
-        env.update({"PIPELINE_GIT_REPOSITORY": bare_repository(workdir), "PIPELINE_GIT_BRANCH": "main"})
-        env.pop("PIPELINE_GIT_TOKEN_BLOCK", None)
-        say(f"code from git: {env['PIPELINE_GIT_REPOSITORY']} (branch main)")
+        # Given to `prefect deploy` only, as `make deploy` does: they reach the flow run through the deployment's
+        # job_variables.env (prefect.yaml), not through the worker's environment, which holds none of them.
+        git_env = {"PIPELINE_GIT_REPOSITORY": bare_repository(workdir), "PIPELINE_GIT_BRANCH": "main"}
+        git_env["PIPELINE_GIT_TOKEN_BLOCK"] = ""  # noqa: S105 - no token: a local repository
+        for key in git_env:
+            env.pop(key, None)
+        say(f"code from git: {git_env['PIPELINE_GIT_REPOSITORY']} (branch main)")
     os.environ.update({k: env[k] for k in ("PREFECT_HOME", "PREFECT_API_URL", "PREFECT_SERVER_ANALYTICS_ENABLED")})
     services = Services(logs=workdir, env=env)
     prefect, dask = [str(BIN / "prefect")], [str(BIN / "dask")]
@@ -222,7 +229,7 @@ def rehearse(timeout: float = 900, keep: bool = False, code_source: str = CODE_S
         # The worker starts while the deployment is applied (it polls the pool until a run is due).
         worker = [*prefect, "worker", "start", "--pool", LOCAL_POOL, "--type", "process"]
         services.start("prefect-worker", worker, signal.SIGINT)
-        run_step([*prefect, "--no-prompt", "deploy", "--name", deployment], env)
+        run_step([*prefect, "--no-prompt", "deploy", "--name", deployment], {**env, **git_env})
         say(f"triggering {FLOW}/{deployment} and waiting for the run")
         flow_run = trigger_and_wait(timeout, deployment)
         state = flow_run.state

@@ -19,8 +19,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from {{ cookiecutter.package_name }}.runtime import names
+
+PROJECT_SLUG = names.PROJECT_SLUG
 # Answers given to cookiecutter (validated by its pre-generation hook).
-PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
 AWS_REGION = "{{ cookiecutter.aws_region }}"
 WORKER_VCPUS = {{ cookiecutter.worker_vcpus }}
 MAX_WORKERS = {{ cookiecutter.max_workers }}

@@ -3,13 +3,19 @@
 The deployments' pull steps (prefect.yaml, ``pull_from_git``) run in the flow-run process before the
 flow is imported:
 
-1. :func:`git_access_token` reads the access token from the Prefect ``Secret`` block named by
-   ``PIPELINE_GIT_TOKEN_BLOCK`` (none: a public repository, or git's own credentials);
-2. ``prefect.deployments.steps.git_clone`` clones ``PIPELINE_GIT_REPOSITORY`` at ``PIPELINE_GIT_BRANCH``
-   (both resolved when the deployment is created: ``make deploy`` takes them from the environment,
-   defaulting to this checkout's ``origin`` remote and current branch);
-3. :func:`use_checkout` puts the clone's ``src`` first on ``sys.path``, so the entrypoint
+1. :func:`writable_directory` makes a fresh directory the flow run's user may write (the image's working
+   directory belongs to root, the container runs as an unprivileged user), and Prefect's
+   ``set_working_directory`` moves there: ``git_clone`` clones into the current directory;
+2. :func:`git_access_token` reads the access token from the Prefect ``Secret`` block named by
+   ``PIPELINE_GIT_TOKEN_BLOCK`` (empty: a public repository);
+3. ``prefect.deployments.steps.git_clone`` clones ``PIPELINE_GIT_REPOSITORY`` at ``PIPELINE_GIT_BRANCH``;
+4. :func:`use_checkout` puts the clone's ``src`` first on ``sys.path``, so the entrypoint
    (``<package>.flows:...``) is imported from the clone, not from the copy installed in the image.
+
+The three ``PIPELINE_GIT_*`` values are fixed when the deployment is created: ``make deploy`` takes them from
+its environment (the repository defaults to this checkout's ``origin`` remote, the branch to the current one,
+see :func:`clone_url`), and prefect.yaml puts them into the deployments' ``job_variables.env``, which the
+worker gives the flow-run container (or process); Prefect resolves the pull steps' ``$VAR`` placeholders there.
 
 The image still provides Python and every dependency (same versions on all machines); only the
 project's own code comes from git, so a code change needs no image rebuild. Dask workers import the
@@ -22,7 +28,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -36,10 +44,65 @@ ENV_BRANCH = "PIPELINE_GIT_BRANCH"
 ENV_TOKEN_BLOCK = "PIPELINE_GIT_TOKEN_BLOCK"  # noqa: S105 - a variable name  # pragma: allowlist secret
 
 
+# -- which repository: decided when deploying -------------------------------------------------------
+_PLACEHOLDER = re.compile(r"\{\{.*\}\}")
+_SCP_LIKE = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^/:]+):(?P<path>[^/].*)$")  # git@host:org/repo.git
+
+
+class GitSourceError(ValueError):
+    """The repository cannot be cloned by the flow runs as configured (one line saying what to set)."""
+
+
+def ssh_host_and_path(url: str) -> tuple[str, str] | None:
+    """``(host, path)`` of an ssh repository URL (``git@host:org/repo.git``, ``ssh://[user@]host[:port]/...``),
+    else ``None`` (https, file paths and ``file://`` URLs)."""
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        if scheme.lower() not in ("ssh", "git+ssh", "ssh+git"):
+            return None
+        authority, _, path = rest.partition("/")
+        host = authority.rpartition("@")[2].partition(":")[0]
+        return (host, path) if host and path else None
+    match = _SCP_LIKE.match(url)
+    return (match["host"], match["path"]) if match else None
+
+
+def clone_url(repository: str, token_block: str = "") -> str:
+    """The URL the flow runs clone. Their containers hold no ssh key, so an ssh origin becomes its https URL
+    when an access token is configured (Prefect's ``git_clone`` puts the token into https URLs only), and is
+    refused, with what to set, when none is."""
+    repository = repository.strip()
+    ssh = ssh_host_and_path(repository)
+    if ssh is None:
+        return repository
+    host, path = ssh
+    https = f"https://{host}/{path.lstrip('/')}"
+    if token_block.strip():
+        return https
+    raise GitSourceError(
+        f"code from git: {repository} is an ssh URL, which flow runs cannot clone (no ssh key in their "
+        f"container): set {ENV_TOKEN_BLOCK} to a Prefect Secret block holding an access token (they then clone "
+        f"{https}), or {ENV_REPOSITORY}={https} for a public repository"
+    )
+
+
 # -- Prefect pull steps -----------------------------------------------------------------------------
+def writable_directory(parent: str | None = None) -> dict[str, str]:
+    """Pull step: a new, empty directory this process may write (under ``parent``, default the temporary
+    directory: ``TMPDIR`` or /tmp), for ``git_clone``, which clones into the current directory."""
+    return {"directory": tempfile.mkdtemp(prefix=f"{PACKAGE}-code-", dir=parent or None)}
+
+
 def git_access_token(block: str | None = None) -> dict[str, Any]:
-    """Pull step: ``{"access_token": ...}`` from a Prefect Secret block (``None`` when none is named)."""
-    name = block or os.environ.get(ENV_TOKEN_BLOCK, "").strip()
+    """Pull step: ``{"access_token": ...}`` from the Prefect Secret block named ``block`` (default:
+    ``PIPELINE_GIT_TOKEN_BLOCK`` of the flow run's environment); ``None`` when none is named."""
+    name = (block if block is not None else os.environ.get(ENV_TOKEN_BLOCK, "")).strip()
+    if _PLACEHOLDER.search(name):  # prefect.yaml's, left as is by a `prefect deploy` run without the variable
+        raise GitSourceError(
+            f"{ENV_TOKEN_BLOCK} reached the flow run unresolved ({name!r}): create the deployments with "
+            f"`make deploy`, or set {ENV_TOKEN_BLOCK} (empty for a public repository) when running `prefect deploy`"
+        )
     if not name:
         return {"access_token": None}
     from prefect.blocks.system import Secret
