@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from {{ cookiecutter.package_name }}.deploy import commands as deploy
 from {{ cookiecutter.package_name }}.deploy import requirements as locked_requirements
@@ -59,6 +60,11 @@ def test_lock_export_matches_the_installed_environment():
 
 def test_prefect_yaml_matches_the_deploy_code_and_the_image():
     config = yaml.safe_load((PROJECT / "prefect.yaml").read_text())
+    # prefect.yaml records the Prefect range it was written for: the one pyproject.toml requires and this env has.
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    prefect = next(r for r in map(Requirement, project["dependencies"]) if r.name == "prefect")
+    assert SpecifierSet(config["prefect-version"]) == prefect.specifier, (config["prefect-version"], prefect)
+    assert SpecifierSet(config["prefect-version"]).contains(metadata.version("prefect"))
     deployments = {(d["entrypoint"], d["name"]): d for d in config["deployments"]}
     assert len(deployments) == len(config["deployments"])  # one deployment per flow and name
     flows_file = PROJECT / "src" / "{{ cookiecutter.package_name }}" / "flows.py"
