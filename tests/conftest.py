@@ -9,6 +9,13 @@ def pytest_configure(config):
         config.option.template = str(TEMPLATE)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first. With `-n 2 --dist loadgroup` a free worker takes the next group in collection order, so
+    the long install-and-run tests start at once and the quick ones fill in at the end; a long test collected
+    last (tests/test_second_model.py) otherwise started after most of the run and finished it alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def installed_project(cookies_session) -> BakedProject:
     """The default bake, installed with Poetry once per test session (slow)."""

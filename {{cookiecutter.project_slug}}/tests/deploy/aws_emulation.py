@@ -7,7 +7,9 @@ Resource "*", no Condition. The real documents are never changed; their resource
 separately from the recorded calls (iam_scope.py).
 
 Three small patches make moto usable by the real clients, none of them touching authorisation:
-- every ENI moto creates for an awsvpc task gets 127.0.0.1 (moto invents 10.x addresses: never connect there);
+- every ENI moto creates for an awsvpc task gets an address of its own in 127.0.0.0/8 (moto invents 10.x addresses:
+  never connect there); own addresses, as on Fargate, so that two schedulers (two rehearsals at once) each have
+  their 8786;
 - that ENI gets a private DNS name (moto 5.2 leaves it unset and RunTask then fails);
 - ECS tasks keep the state the task runner gives them (moto otherwise advances it on every describe);
 - moto names a HeadBucket request s3:HeadBucket; AWS authorises it as s3:ListBucket, so it is checked as that;
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import random
 import threading
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
@@ -133,7 +136,7 @@ class MotoAws:
 
         moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = math.inf  # off until enforce()
         original_ip = ecs_models.random_private_ip
-        ecs_models.random_private_ip = lambda *a, **k: LOOPBACK
+        ecs_models.random_private_ip = lambda *a, **k: loopback_address()
         self._unpatch.append(lambda: setattr(ecs_models, "random_private_ip", original_ip))
 
         if not hasattr(NetworkInterface, "private_dns_name"):
@@ -232,6 +235,20 @@ class MotoAws:
             "aws_secret_access_key": c["SecretAccessKey"],
             "aws_session_token": c["SessionToken"],
         }
+
+
+def loopback_address() -> str:
+    """An address in 127.0.0.0/8 for one task's ENI (Linux routes the whole block to the loopback interface)."""
+    return f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"  # noqa: S311
+
+
+def task_address(task: Any) -> str:
+    """The private address moto gave a task's ENI (a loopback_address)."""
+    for attachment in getattr(task, "attachments", None) or []:
+        for detail in attachment.get("details", []):
+            if detail.get("name") == "privateIPv4Address":
+                return detail["value"]
+    return LOOPBACK
 
 
 def _principal_of(access_key: Any) -> str:

@@ -10,9 +10,9 @@ the image's HOME and a PATH holding only the image's commands (image.py). Its ou
 stream in CloudWatch Logs, written with the execution role's credentials.
 
 What differs from Fargate, and why:
-- the network: the task's ENI address is 127.0.0.1 (aws_emulation.py), so a Dask scheduler or worker is started
-  with `--host 127.0.0.1` - bound to the address the cluster was told, as on its own ENI in AWS (unbound, Dask
-  would look up the machine's outbound address and advertise it);
+- the network: the task's ENI address is one of its own in 127.0.0.0/8 (aws_emulation.py), so a Dask scheduler or
+  worker is started with `--host <that address>` - bound to the address the cluster was told, as on its own ENI
+  in AWS (unbound, Dask would look up the machine's outbound address and advertise it);
 - the image's `tini -g --` entry point is the init process: the task runs in a process group of its own instead;
 - every Python process gets a connect guard (netguard/sitecustomize.py) that refuses and records any connection
   outside 127.0.0.0/8; AWS_ENDPOINT_URL points the AWS SDKs at moto.
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aws_emulation import LOOPBACK, CredentialsEndpoint, MotoAws
+from aws_emulation import CredentialsEndpoint, MotoAws, task_address
 from image import PROJECT_DIR, Image, image_commands
 
 NETGUARD = Path(__file__).resolve().parent / "netguard"
@@ -196,7 +196,7 @@ class TaskRunner:
         if tuple(argv[: len(INIT)]) == INIT:
             argv = argv[len(INIT) :]
         if argv[:2] in (["dask", "scheduler"], ["dask", "worker"]):
-            argv += ["--host", LOOPBACK]
+            argv += ["--host", task_address(task)]
         task_id = task.task_arn.rsplit("/", 1)[-1]
         log = self.workdir / "tasks" / f"{definition.family}-{task_id[:8]}.log"
         log.parent.mkdir(exist_ok=True)

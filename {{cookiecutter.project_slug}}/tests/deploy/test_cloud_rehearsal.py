@@ -37,8 +37,17 @@ def rehearsal():
     shutil.rmtree(result.workdir, ignore_errors=True)  # task logs, homes and the image's stand-in files
 
 
+def task_logs(rehearsal, tail: int = 3000) -> str:
+    """The end of each emulated task's output (what CloudWatch Logs would hold), for a failure message."""
+    return "".join(
+        f"\n--- {t.family}: {' '.join(t.argv[:3])} (exit {t.exit_code})\n"
+        + (t.log.read_text(errors="replace")[-tail:] if t.log.exists() else "(no output)")
+        for t in rehearsal.tasks
+    )
+
+
 def test_flow_run_completes_through_fargate_cluster_and_the_ecs_worker(rehearsal):
-    assert rehearsal.state == "Completed", "\n".join(rehearsal.log)
+    assert rehearsal.state == "Completed", "\n".join(rehearsal.log) + task_logs(rehearsal)
     assert not [c for c in rehearsal.calls if c.denied]
     by_role = {(c.principal, c.action) for c in rehearsal.calls}
     pool = rehearsal.outputs["work_pool_name"]
