@@ -19,12 +19,10 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,8 @@ import iam_scope
 from aws_emulation import ACCOUNT, ECS_TASKS, LOOPBACK, Call, MotoAws, put_role
 from ecs_tasks import NETGUARD, TaskRunner
 from image import PROJECT_DIR, read
+
+from {{ cookiecutter.package_name }}.deploy.rehearsal import free_port, http_ok  # the local rehearsal's
 
 sys.path.insert(0, str(PROJECT_DIR / "infrastructure"))
 sys.path.insert(0, str(PROJECT_DIR / "infrastructure" / "tests"))
@@ -138,12 +138,6 @@ def report(result: Result) -> dict[str, Any]:
 def say(log: list[str], message: str) -> None:
     log.append(message)
     print(f"[cloud rehearsal] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 def stack(image: str, api_url: str, worker: bool) -> infra_harness.Synth:
@@ -300,14 +294,6 @@ def wait_for(what: str, ready: Callable[[], bool], timeout: float, check: Callab
     raise RehearsalError(f"{what} not ready after {timeout:.0f} s")
 
 
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def rehearse(
     *,
     edit_policy: Callable[[str, str], str] | None = None,
@@ -335,9 +321,8 @@ def rehearse(
     from {{ cookiecutter.package_name }}.deploy import work_pool
     from {{ cookiecutter.package_name }}.runtime import names
 
-    worker_service = (
-        infra_harness.project_config()[1].get(f"{infra_harness.project_config()[0]}:prefect_worker") == "true"
-    )
+    project, config = infra_harness.project_config()
+    worker_service = config.get(f"{project}:prefect_worker") == "true"
     s0 = stack("pending", api_url, worker_service)
     image = f"{s0.outputs['ecr_repository_url']}:rehearsal"
     s = stack(image, api_url, worker_service)
@@ -481,7 +466,7 @@ def _alive(processes: Processes) -> None:
 
 def _start_worker(aws: MotoAws, s, outputs, worker_role: str, service: bool, image: str, api_url: str) -> None:
     """The worker service's task, as ECS's service scheduler starts it (or the user's worker, same command)."""
-    ecs = aws.client("ecs", aws_admin(aws))
+    ecs = aws.client("ecs")  # the harness's own credentials
     cpu, memory = "256", "512"  # the user's worker: as small as the service's (infra/worker.py CPU, MEMORY)
     if service:
         from infra import worker
@@ -516,7 +501,7 @@ def _start_worker(aws: MotoAws, s, outputs, worker_role: str, service: bool, ima
     )["taskDefinition"]["taskDefinitionArn"]
     groups = [outputs["dask_security_group_id"]]
     if service:
-        ec2 = aws.client("ec2", aws_admin(aws))
+        ec2 = aws.client("ec2")
         groups = [
             g["GroupId"]
             for g in ec2.describe_security_groups()["SecurityGroups"]
@@ -535,10 +520,6 @@ def _start_worker(aws: MotoAws, s, outputs, worker_role: str, service: bool, ima
             }
         },
     )
-
-
-def aws_admin(aws: MotoAws) -> dict[str, str]:
-    return aws.admin
 
 
 def _wait_for_run(flow_run_id, timeout: float, runner: TaskRunner, denied: list[Call]) -> str:

@@ -14,6 +14,7 @@ An action without a rule here is reported, never skipped: a new call of a client
 
 from __future__ import annotations
 
+import fnmatch
 import html
 import json
 import re
@@ -21,20 +22,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import infra_harness
+
 ECS_TASKS = "ecs-tasks.amazonaws.com"
 HARNESS = "harness"  # the rehearsal's own identity (it plays Pulumi and ECS's service scheduler): not a stack role
-# Actions that support no resource-level permissions: AWS evaluates them against "*".
-UNSCOPED = {
-    "ecs:ListAccountSettings",
-    "ecs:DeregisterTaskDefinition",
-    "ecs:DescribeTaskDefinition",
-    "ecs:ListTasks",  # scoped by the ecs:cluster condition key only
-    "ecr:GetAuthorizationToken",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeSecurityGroups",
-    "ec2:DescribeVpcs",
-}
+# Actions that support no resource-level permissions (AWS evaluates them against "*"): the policy pack's list, the
+# one the generated policies are held to.
+UNSCOPED = infra_harness.load_rules().ACTIONS_WITHOUT_RESOURCE_SCOPE
 
 
 @dataclass(frozen=True)
@@ -165,7 +159,7 @@ def _requests_of(call: Any, arns: Arns, revisions: dict[str, int], roles_of: dic
     if action == "ecs:TagResource":
         yield action, p["resourceArn"], {}
         return
-    if action in UNSCOPED:
+    if any(fnmatch.fnmatchcase(action, pattern) for pattern in UNSCOPED):
         yield action, "*", {}
         return
     if action == "secretsmanager:GetSecretValue":

@@ -368,8 +368,8 @@ def deploy_env(image: str, pool: str, stack: str | None = None) -> dict[str, str
     return {"PIPELINE_IMAGE": image, ECS_POOL_ENV: pool, names.STACK_ENV: names.stack_key(stack or stack_name())}
 
 
-def prefect_deploy(image: str, pool: str, *names: str) -> None:
-    selection = [arg for name in names for arg in ("--name", name)] or ["--all"]
+def prefect_deploy(image: str, pool: str, *deployments: str) -> None:
+    selection = [arg for name in deployments for arg in ("--name", name)] or ["--all"]
 {%- if cookiecutter.code_source == "git" %}
     git = git_source(cwd=PROJECT_DIR)  # repository, branch, token block: the flow runs' git_clone pull steps
     run(["prefect", "--no-prompt", "deploy", *selection], env={**deploy_env(image, pool), **git})
