@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -56,6 +59,11 @@ class BakedProject:
         self.path = Path(path)
         self.context = context
         self.package = context["package_name"]
+        # Its own Prefect home and local server port: bakes tested in parallel (and a developer's own
+        # Prefect server on the default port) never share a server.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.prefect_port = s.getsockname()[1]
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -67,6 +75,7 @@ class BakedProject:
             PYPI_MIRROR=_mirror(),
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             PREFECT_HOME=str(self.path.parent / f".prefect-home-{self.path.name}"),
+            PREFECT_SERVER_API_PORT=str(self.prefect_port),
             PYTHONDONTWRITEBYTECODE="1",
         )
         env.pop("PYTEST_ADDOPTS", None)
@@ -93,6 +102,19 @@ class BakedProject:
 
     def read(self, rel: str) -> str:
         return (self.path / rel).read_text()
+
+    @contextmanager
+    def prefect_server(self) -> Iterator[None]:
+        """For tests that run `make run` (which starts the project's local Prefect server): stopped after,
+        and nothing of it left running."""
+        try:
+            yield
+        finally:
+            self.make("server-stop")
+            pid_file = Path(self.env()["PREFECT_HOME"]) / "server.pid"
+            assert not pid_file.exists(), "make server-stop left the server's pid file"
+            with socket.socket() as s:
+                assert s.connect_ex(("127.0.0.1", self.prefect_port)) != 0, "the Prefect server still listens"
 
 
 def bake(cookies, **extra_context) -> BakedProject:

@@ -114,7 +114,10 @@ def test_default_project_suite_passes_under_the_callers_make_flags_and_environme
 
 @pytest.mark.xdist_group("installed")
 def test_default_project_runs_its_sample_pipeline(installed_project: BakedProject):
-    proc = installed_project.make("run")
+    with installed_project.prefect_server():
+        proc = installed_project.make("run")
+    assert "Prefect server up at" in proc.stdout  # make started it, then the run used it:
+    assert f"Prefect API http://127.0.0.1:{installed_project.prefect_port}/api" in proc.stderr
     out = proc.stdout
     assert "quarantined" in out.lower(), out[-3000:]
     assert "predictions" in out.lower(), out[-3000:]

@@ -47,7 +47,8 @@ def test_a_second_model_replaces_only_the_seam_and_the_project_passes_unchanged(
     # (600 s, sized for the sample) gets room for the 600k-row fault tests; no assertion changes.
     tests = project.make("test", timeout=3000, PYTEST_ADDOPTS="--timeout=1800")
     assert re.search(r"\d+ passed", tests.stdout) and " failed" not in tests.stdout.splitlines()[-1]
-    run = project.make("run", timeout=1800)
+    with project.prefect_server():
+        run = project.make("run", timeout=1800)
     summary = run.stdout
     for metric in ("roc_auc", "average_precision", "brier"):  # whatever evaluate returns
         assert metric in summary, summary

@@ -138,11 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from .. import flows  # Prefect is imported only for real work: --help stays fast
+    from .prefect_api import use_local_server
 
+    api = use_local_server() or "a temporary server (make server starts a lasting one)"
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
 
-    print(f"{args.command}: {settings.describe()}", file=sys.stderr, flush=True)
+    print(f"{args.command}: {settings.describe()}, Prefect API {api}", file=sys.stderr, flush=True)
     try:
         if args.command == "run":
             result = flows.batch_pipeline(train_dataset_url=args.train_dataset, score_dataset_url=args.score_dataset)
