@@ -7,7 +7,10 @@
 A template maintainer's tool: it runs inside a baked project's environment (its working directory)
 and imports that project's package.
 
-What it measures (all on synthetic parquet data written by the project's own generator):
+First the whole-process figures (``whole_process.py``): the project's commands (``score``, ``--help``,
+``make run``, a non-linear second model) timed as separate processes against a plain Dask script, as a
+user meets them. Then the in-process figures, all on synthetic parquet data written by the project's own
+generator, timed inside this one process (Prefect's temporary server started once for all of them):
 
 1. Orchestration overhead: the same scoring three ways on the same files, median of ``--repeats``:
    the generated Prefect ``score`` flow on a LocalCluster (the project's defaults), the same
@@ -54,15 +57,16 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
+import whole_process  # noqa: E402
 
 
-def _project_package() -> str:
-    """The baked project's package, from the pyproject.toml of the working directory."""
+def _project_names() -> tuple[str, str]:
+    """The baked project's package and command, from the pyproject.toml of the working directory."""
     pyproject = tomllib.loads(Path("pyproject.toml").read_text(encoding="utf-8"))
-    return pyproject["tool"]["poetry"]["packages"][0]["include"]
+    return pyproject["tool"]["poetry"]["packages"][0]["include"], pyproject["project"]["name"]
 
 
-_PKG = _project_package()
+_PKG, _SLUG = _project_names()
 cost = importlib.import_module(f"{_PKG}.runtime.cost")
 flows = importlib.import_module(f"{_PKG}.flows")
 steps = importlib.import_module(f"{_PKG}.runtime.steps")
@@ -447,6 +451,7 @@ def cloud(args: argparse.Namespace, scale: dict, local_vcpus: int) -> dict:
 # -- report ---------------------------------------------------------------------------------------
 def report(results: dict) -> str:
     lines = [f"Benchmarks  {results['date']}  ({results['machine']})", ""]
+    lines += [*whole_process.report(results["whole_process"]), "", "In process (one Python process, timed inside it):"]
     o = results.get("orchestration")
     if o:
         lines.append(f"Orchestration overhead: {o['rows']:,} rows in {o['files']} files, median of {o['repeats']}")
@@ -563,15 +568,52 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cloud-workers", default="4,8,16,32")
     p.add_argument("--vcpus", type=int, default=cost.WORKER_VCPUS, help="vCPUs per Fargate worker")
     p.add_argument("--startup-seconds", type=float, default=180.0, help="Fargate cluster start-up assumed")
-    p.add_argument("--skip", default="", help="comma-separated sections to skip: orchestration,granularity,ooc")
+    p.add_argument(
+        "--wp-sizes", default=env("BENCH_WP_SIZES", "0.5,2,8"), help="whole process: score sizes, million rows"
+    )
+    p.add_argument("--wp-repeats", type=int, default=int(env("BENCH_WP_REPEATS", "5")), help="whole process: pairs")
+    p.add_argument("--help-repeats", type=int, default=5, help="whole process: --help runs")
+    p.add_argument("--run-repeats", type=int, default=3, help="whole process: warm make run runs (after a cold one)")
+    p.add_argument(
+        "--nl-rows", type=int, default=int(env("BENCH_NL_ROWS", "1500000")), help="second (non-linear) model: rows"
+    )
+    p.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated sections to skip: whole,make_run,second_model, in_process (all below) or "
+        "orchestration,granularity,ooc",
+    )
     p.add_argument("--json", type=Path, help="also write the figures as JSON here")
     p.add_argument("--work-dir", type=Path, help="keep data here instead of a temporary directory")
     args = p.parse_args(argv)
     args.sizes = sorted(float(s) for s in args.sizes.split(","))
+    args.wp_sizes = sorted(float(s) for s in args.wp_sizes.split(","))
     args.cloud_workers = [int(w) for w in args.cloud_workers.split(",")]
     args.granularity = sorted(int(r) for r in args.granularity.split(","))
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     return args
+
+
+def in_process(args: argparse.Namespace, work: Path, env: dict, results: dict) -> None:
+    """The in-process sections, timed inside this process: results go into ``results``."""
+    log("in process: training the model (generate + train flows)...")
+    model_url = train_model(work / "model", env)
+    log("scaling...")
+    scale, datasets = scaling(args, work, model_url, env)
+    results["scaling"] = scale
+    rows = max(datasets)  # the largest scaling dataset serves the sections below
+    if "orchestration" not in args.skip:
+        log("orchestration overhead...")
+        results["orchestration"] = orchestration(args, work / f"scale-{rows}", model_url, datasets[rows], env)
+    if "granularity" not in args.skip:
+        log("granularity...")
+        results["granularity"] = granularity(args, work, model_url, rows, datasets[rows], env)
+    if "ooc" not in args.skip:
+        log("out-of-core...")
+        results["out_of_core"] = out_of_core(args, work, model_url, env)
+    if "orchestration" in results:
+        results["orchestration"]["fixed_cost"] = fixed_cost(results["orchestration"], scale)
+    results["cloud"] = cloud(args, scale, args.workers)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -589,24 +631,10 @@ def main(argv: list[str] | None = None) -> int:
         work = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         work.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        log("training the model (generate + train flows)...")
-        model_url = train_model(work / "model", env)
-        log("scaling...")
-        scale, datasets = scaling(args, work, model_url, env)
-        results["scaling"] = scale
-        rows = max(datasets)  # the largest scaling dataset serves the sections below
-        if "orchestration" not in args.skip:
-            log("orchestration overhead...")
-            results["orchestration"] = orchestration(args, work / f"scale-{rows}", model_url, datasets[rows], env)
-        if "granularity" not in args.skip:
-            log("granularity...")
-            results["granularity"] = granularity(args, work, model_url, rows, datasets[rows], env)
-        if "ooc" not in args.skip:
-            log("out-of-core...")
-            results["out_of_core"] = out_of_core(args, work, model_url, env)
-        if "orchestration" in results:
-            results["orchestration"]["fixed_cost"] = fixed_cost(results["orchestration"], scale)
-        results["cloud"] = cloud(args, scale, args.workers)
+        project = whole_process.Project(Path.cwd(), _PKG, _SLUG, work / "whole")
+        results["whole_process"] = whole_process.run_all(project, args)
+        if "in_process" not in args.skip:
+            in_process(args, work, env, results)
         results["total_s"] = round(time.perf_counter() - t0, 1)
     print(report(results))
     print(f"\n(benchmark took {results['total_s']}s)")

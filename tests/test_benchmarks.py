@@ -33,13 +33,32 @@ def test_bake_benchmark_reports_both_bakes_and_their_ratio(tmp_path):
 @pytest.mark.slow
 @pytest.mark.xdist_group("installed")
 def test_project_benchmark_runs_every_section_on_small_data(installed_project: BakedProject, tmp_path):
-    """benchmarks/bench_pipeline.py in a baked project, every section at small sizes (the real sizes take minutes)."""
+    """benchmarks/bench_pipeline.py in a baked project, every section at small sizes (the real sizes take minutes):
+    the short mode that keeps the benchmark from rotting unnoticed. Its timings are reported, never asserted."""
     out = tmp_path / "pipeline.json"
     args = f"--sizes 0.01,0.1 --repeats 1 --scaling-repeats 1 --granularity 25000,100000 --ooc-factor 0.05 --json {out}"
+    args += " --wp-sizes 0.02,0.05 --wp-repeats 1 --help-repeats 1 --run-repeats 1 --nl-rows 20000"
     installed_project.run("poetry", "run", "python", "-m", "pip", "install", "--quiet", "psutil")  # as `make bench`
     script = str(TEMPLATE / "benchmarks" / "bench_pipeline.py")
     proc = installed_project.run("poetry", "run", "python", script, *args.split(), timeout=1800)
     figures = json.loads(out.read_text())
+
+    whole = figures["whole_process"]
+    assert whole["prefect_api"] == "local server (make server)"
+    points = whole["score_vs_plain"]["points"]
+    assert [p["rows"] for p in points] == [20_000, 50_000]  # both sides scored every row (checked by the script)
+    for point in points + [whole["second_model"]]:
+        pipeline, plain = point["wall_s"]["pipeline"]["median"], point["wall_s"]["plain"]["median"]
+        assert pipeline > 0 and plain > 0 and point["repeats"] == 1
+        assert point["wall_ratio"]["median"] == pytest.approx(pipeline / plain, rel=1e-2)  # one pair: its own ratio
+        assert point["scoring_ratio"]["median"] > 0
+    assert "crossover_rows" in whole["score_vs_plain"]
+    assert whole["help_s"]["median"] > 0 and whole["make_run_cold_s"] > 0 and whole["make_run_warm_s"]["median"] > 0
+    assert whole["second_model"]["rows"] == 20_000
+    servers = subprocess.run(["ps", "-eo", "command"], capture_output=True, text=True).stdout.splitlines()
+    assert not [c for c in servers if "uvicorn" in c and str(installed_project.path) in c], "a Prefect server was left"
+    for heading in ("Whole process", "score vs a plain Dask script", "non-linear (second) model", "make run"):
+        assert heading in proc.stdout
 
     orchestration = figures["orchestration"]  # the script itself refuses row counts that differ
     assert orchestration["rows"] == 100_000

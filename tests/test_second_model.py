@@ -7,19 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.second_model import use_second_model
 from tests.baked import BakedProject, bake
 
 # Installs, then runs the baked project's whole suite and its pipeline: minutes, more on a busy machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
-
-SECOND_MODEL = Path(__file__).parent / "data" / "second_model" / "model.py"
-
-
-def readme_schema(readme: str) -> str:
-    """The schema example of the generated README (step 1 of "Bring your own data and model")."""
-    section = readme[readme.index("## Bring your own data and model") :]
-    step = section[section.index("**1. Declare your columns**") :]
-    return re.search(r"```python\n(SCHEMA = Schema\(.*?\n\))\n```", step, re.S).group(1)
 
 
 def git(project: BakedProject, *args: str) -> str:
@@ -33,11 +25,7 @@ def test_a_second_model_replaces_only_the_seam_and_the_project_passes_unchanged(
     git(project, "add", "-A")
     git(project, "commit", "-qm", "baked")
 
-    package = project.path / "src" / project.package
-    schema = (package / "schema.py").read_text()
-    new_schema = readme_schema(project.read("README.md"))
-    (package / "schema.py").write_text(schema[: schema.index("SCHEMA = Schema(")] + new_schema + "\n")
-    (package / "model.py").write_text(SECOND_MODEL.read_text())
+    use_second_model(project.path / "src" / project.package, project.read("README.md"))
     changed = sorted(line[3:] for line in git(project, "status", "--porcelain").splitlines())
     assert changed == [f"src/{project.package}/model.py", f"src/{project.package}/schema.py"]
 

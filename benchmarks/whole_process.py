@@ -1,0 +1,311 @@
+"""Whole-process benchmarks: the project's own commands timed as a user meets them, start-up included.
+
+Each figure is a separate process started from a shell-like environment, timed from launch to exit:
+
+1. ``score`` against a plain Dask script doing the same job on the same files with the same fitted
+   model (``plain_dask_score.py``), at several sizes: paired runs in alternating order, medians and
+   the spread (min-max) of each side and of the per-pair ratio; a line through each side's medians
+   gives the fixed and per-row costs, and the crossover size (where the pipeline stops being slower).
+2. ``--help`` and ``make run`` (sample sizes; the first run is cold, the rest warm).
+3. A non-linear model (the second model: a scikit-learn gradient-boosting pipeline on a loan table
+   with categorical and nullable columns) scored both ways: the scoring step's rows/s (the flow's
+   own timing vs the plain script's compute) and the whole process.
+
+The project's Prefect API is what a user has after ``make run``: the local server when the project
+offers one (``runtime/prefect_api.py``), else Prefect's temporary server in every process. Every
+process gets its own ``PREFECT_HOME`` and server port, so nothing here touches the user's Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+HERE = Path(__file__).resolve().parent
+PLAIN = HERE / "plain_dask_score.py"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
+
+
+@dataclass
+class Project:
+    """The baked project in the working directory, run through its own commands and environment."""
+
+    root: Path
+    package: str
+    slug: str
+    work: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        (self.work / "prefect-home").mkdir(parents=True, exist_ok=True)
+        if not self.env:
+            self.env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "PREFECT_"))}
+            self.env.update(
+                PREFECT_HOME=str(self.work / "prefect-home"),
+                PREFECT_SERVER_API_PORT=str(free_port()),
+                PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                PYTHONDONTWRITEBYTECODE="1",
+            )
+
+    def with_package(self, src: Path) -> Project:
+        """The same project and Prefect API with another copy of the package first on the path."""
+        return Project(self.root, self.package, self.slug, self.work, {**self.env, "PYTHONPATH": str(src)})
+
+    @property
+    def has_local_server(self) -> bool:
+        return (self.root / "src" / self.package / "runtime" / "prefect_api.py").exists()
+
+    def cli(self, *args: str) -> list[str]:
+        script = Path(sys.executable).with_name(self.slug)
+        return [str(script), *args] if script.exists() else [sys.executable, "-m", self.package, *args]
+
+    def run(self, argv: list[str], data: Path | None = None, **env: str) -> tuple[float, str]:
+        """Run one process to its end; (wall seconds, stdout). A failure stops the benchmark."""
+        full = {**self.env, **env, **({"PIPELINE_DATA_URL": str(data)} if data else {})}
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, cwd=self.root, env=full, capture_output=True, text=True, check=False)  # noqa: S603
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"`{' '.join(argv)}` exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+        return seconds, proc.stdout
+
+    def server(self, action: str) -> None:
+        """``make server`` / ``make server-stop``, through the module they call (no-op without one)."""
+        if self.has_local_server:
+            self.run([sys.executable, "-m", f"{self.package}.runtime.prefect_api", action])
+
+
+# -- data and model, made by the project's own commands -------------------------------------------
+def generate(project: Project, data: Path, rows: int, files: int) -> str:
+    """Clean sample data (no malformed rows): the plain script, which validates nothing, can score every row."""
+    sizes = ["--train-rows", "200000", "--train-files", "2", "--score-rows", str(rows), "--score-files", str(files)]
+    project.run(project.cli("generate", *sizes), data, PIPELINE_SAMPLE_MALFORMED_FRACTION="0")
+    return str(data / "datasets" / "score")
+
+
+def train(project: Project, data: Path) -> str:
+    _, out = project.run(project.cli("train"), data)
+    return re.search(r"model:\s+(\S+)", out).group(1)
+
+
+def parse_summary(out: str) -> dict[str, float]:
+    """Rows and the scoring step's seconds from the CLI's summary (``runtime/reports.summary_text``)."""
+    scored = re.search(r"([\d,]+) rows scored in ([\d.]+)s", out)
+    quarantined = re.search(r"quarantined:\s+([\d,]+) malformed rows", out)
+    rows = int(scored.group(1).replace(",", "")) + int(quarantined.group(1).replace(",", ""))
+    return {"rows": rows, "scoring_s": float(scored.group(2))}
+
+
+def output_rows(out: Path) -> int:
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in out.glob("*.parquet"))
+
+
+# -- the paired runs ------------------------------------------------------------------------------
+def score_pairs(project: Project, data: Path, dataset: str, model: str, repeats: int, workers: int) -> dict[str, Any]:
+    """``score`` vs the plain script, ``repeats`` pairs, the order alternating so drift hits both alike."""
+    out = project.work / "plain-out"
+
+    def pipeline() -> dict[str, float]:
+        wall, stdout = project.run(project.cli("score", "--dataset", dataset, "--model", model), data)
+        shutil.rmtree(data / "predictions", ignore_errors=True)
+        return {"wall": wall, **parse_summary(stdout)}
+
+    def plain() -> dict[str, float]:
+        shutil.rmtree(out, ignore_errors=True)
+        argv = [sys.executable, str(PLAIN), dataset, model, str(out), "--workers", str(workers)]
+        wall, stdout = project.run(argv)
+        rows = output_rows(out)
+        shutil.rmtree(out, ignore_errors=True)
+        return {"wall": wall, "rows": rows, **json.loads(stdout.strip().splitlines()[-1])}
+
+    runs: dict[str, list[dict[str, float]]] = {"pipeline": [], "plain": []}
+    loads = []
+    for rep in range(repeats):
+        order = [("pipeline", pipeline), ("plain", plain)]
+        for name, fn in order if rep % 2 == 0 else order[::-1]:
+            loads.append(os.getloadavg()[0])
+            runs[name].append(fn())
+        log(f"    pair {rep + 1}/{repeats}: pipeline {runs['pipeline'][-1]['wall']:.2f}s, "
+            f"plain {runs['plain'][-1]['wall']:.2f}s")  # fmt: skip
+    rows = {r["rows"] for rs in runs.values() for r in rs}
+    if len(rows) != 1:
+        raise RuntimeError(f"the pipeline and the plain script scored different numbers of rows: {sorted(rows)}")
+    (n,) = rows
+    return {
+        "rows": n,
+        "repeats": repeats,
+        "wall_s": {name: spread([r["wall"] for r in rs]) for name, rs in runs.items()},
+        # pipeline / plain wall time (lower is better) and its inverse, rows/s pipeline / plain (higher is better)
+        "wall_ratio": spread([p["wall"] / b["wall"] for p, b in zip(runs["pipeline"], runs["plain"], strict=True)]),
+        "speed_ratio": spread([b["wall"] / p["wall"] for p, b in zip(runs["pipeline"], runs["plain"], strict=True)]),
+        "scoring_rows_per_s": {name: spread([n / r["scoring_s"] for r in rs]) for name, rs in runs.items()},
+        "scoring_ratio": spread(
+            [b["scoring_s"] / p["scoring_s"] for p, b in zip(runs["pipeline"], runs["plain"], strict=True)]
+        ),
+        "load_1min": spread(loads),
+    }
+
+
+def line(points: list[dict[str, Any]], side: str) -> tuple[float, float]:
+    """Least squares through the medians: (fixed seconds, seconds per million rows)."""
+    xs = [p["rows"] / 1e6 for p in points]
+    ys = [p["wall_s"][side]["median"] for p in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs) or 1.0
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    return my - slope * mx, slope
+
+
+def crossover(points: list[dict[str, Any]]) -> float | None:
+    """Rows from which the pipeline is no slower than the plain script (the lines cross); None: never."""
+    (a_p, b_p), (a_d, b_d) = line(points, "pipeline"), line(points, "plain")
+    if a_p <= a_d:
+        return 0.0
+    if b_p >= b_d:
+        return None
+    return (a_p - a_d) / (b_d - b_p) * 1e6
+
+
+# -- sections -------------------------------------------------------------------------------------
+def scoring_sizes(project: Project, sizes: list[float], rows_per_file: int, repeats: int, workers: int) -> dict:
+    data = project.work / "wp-model"
+    generate(project, data, 1000, 1)
+    model = train(project, data)
+    points = []
+    for millions in sizes:
+        rows = max(1, round(millions * 1e6))
+        files = max(1, -(-rows // rows_per_file))
+        size_data = project.work / f"wp-{rows}"
+        dataset = generate(project, size_data, rows, files)
+        log(f"  score {rows:,} rows in {files} files vs plain Dask, {repeats} pairs")
+        points.append({"files": files, **score_pairs(project, size_data, dataset, model, repeats, workers)})
+        shutil.rmtree(size_data, ignore_errors=True)
+    (a_p, b_p), (a_d, b_d) = line(points, "pipeline"), line(points, "plain")
+    return {
+        "points": points,
+        "fit": {
+            "pipeline": {"fixed_s": round(a_p, 2), "s_per_million_rows": round(b_p, 3)},
+            "plain": {"fixed_s": round(a_d, 2), "s_per_million_rows": round(b_d, 3)},
+        },
+        "crossover_rows": None if (x := crossover(points)) is None else round(x),
+    }
+
+
+def help_and_make_run(project: Project, help_repeats: int, run_repeats: int) -> dict:
+    helps = [project.run(project.cli("--help"))[0] for _ in range(help_repeats)]
+    data = project.work / "make-run"
+    make = ["make", "--no-print-directory", "run"]
+    cold, _ = project.run(make, data)  # starts the local server when the project has one
+    warm = [project.run(make, data)[0] for _ in range(run_repeats)]
+    shutil.rmtree(data, ignore_errors=True)
+    return {"help_s": spread(helps), "make_run_cold_s": round(cold, 2), "make_run_warm_s": spread(warm)}
+
+
+def second_model(project: Project, rows: int, rows_per_file: int, repeats: int, workers: int) -> dict:
+    """The second model in a copy of the package (PYTHONPATH first), scored both ways."""
+    sys.path.insert(0, str(HERE))
+    from second_model import use_second_model
+
+    src = project.work / "second-model-src"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.copytree(project.root / "src", src, ignore=shutil.ignore_patterns("__pycache__"))
+    use_second_model(src / project.package, (project.root / "README.md").read_text())
+    other = project.with_package(src)
+    data = project.work / "second-model"
+    files = max(1, -(-rows // rows_per_file))
+    dataset = generate(other, data, rows, files)
+    model = train(other, data)
+    log(f"  second model: score {rows:,} rows in {files} files vs plain Dask, {repeats} pairs")
+    result = {"files": files, **score_pairs(other, data, dataset, model, repeats, workers)}
+    shutil.rmtree(data, ignore_errors=True)
+    return result
+
+
+def run_all(project: Project, args: Any) -> dict[str, Any]:
+    """Every whole-process section not in ``args.skip``, around one local Prefect server."""
+    results: dict[str, Any] = {
+        "prefect_api": "local server (make server)" if project.has_local_server else "temporary server per process"
+    }
+    try:
+        if "make_run" not in args.skip:  # first: its first run is a cold start (it starts the local server)
+            log("whole process: --help and make run...")
+            results.update(help_and_make_run(project, args.help_repeats, args.run_repeats))
+        project.server("start")
+        if "whole" not in args.skip:
+            log("whole process: score vs a plain Dask script...")
+            results["score_vs_plain"] = scoring_sizes(
+                project, args.wp_sizes, args.rows_per_file, args.wp_repeats, args.workers
+            )
+        if "second_model" not in args.skip:
+            log("whole process: the second (non-linear) model...")
+            results["second_model"] = second_model(
+                project, args.nl_rows, args.rows_per_file, args.wp_repeats, args.workers
+            )
+    finally:
+        project.server("stop")
+    return results
+
+
+def report(w: dict[str, Any]) -> list[str]:
+    lines = [f"Whole process (each figure a separate process, start-up included; Prefect API: {w['prefect_api']})"]
+
+    def fmt(s: dict[str, float], unit: str = "s") -> str:
+        return f"{s['median']:.2f}{unit} ({s['min']:.2f}-{s['max']:.2f})"
+
+    s = w.get("score_vs_plain")
+    if s:
+        lines.append("  score vs a plain Dask script, same files and model: median (min-max) of paired runs")
+        lines.append(f"  {'rows':>12} {'files':>5}  {'score':>20}  {'plain Dask':>20}  {'ratio':>18}  load")
+        for p in s["points"]:
+            lines.append(
+                f"  {p['rows']:>12,} {p['files']:>5}  {fmt(p['wall_s']['pipeline']):>20}  "
+                f"{fmt(p['wall_s']['plain']):>20}  {fmt(p['wall_ratio'], 'x'):>18}  {p['load_1min']['median']:.1f}"
+            )
+        f = s["fit"]
+        cross = s["crossover_rows"]
+        lines.append(
+            f"  fixed cost {f['pipeline']['fixed_s']:.2f}s vs {f['plain']['fixed_s']:.2f}s; per M rows "
+            f"{f['pipeline']['s_per_million_rows']:.3f}s vs {f['plain']['s_per_million_rows']:.3f}s; crossover: "
+            + ("none (the pipeline's per-row cost is not lower)" if cross is None else f"{cross:,} rows")
+        )
+    if "help_s" in w:
+        cold, warm = w["make_run_cold_s"], fmt(w["make_run_warm_s"])
+        lines.append(f"  --help {fmt(w['help_s'])};  make run (sample sizes): cold {cold:.2f}s, warm {warm}")
+    m = w.get("second_model")
+    if m:
+        rate = m["scoring_rows_per_s"]
+        lines.append(f"  non-linear (second) model, {m['rows']:,} rows in {m['files']} files, {m['repeats']} pairs:")
+        lines.append(
+            f"    scoring step: pipeline {rate['pipeline']['median']:,.0f} rows/s, plain Dask "
+            f"{rate['plain']['median']:,.0f} rows/s: {fmt(m['scoring_ratio'], 'x')} (pipeline / plain rows/s)"
+        )
+        lines.append(
+            f"    whole process: pipeline {fmt(m['wall_s']['pipeline'])}, plain {fmt(m['wall_s']['plain'])}: "
+            f"{fmt(m['speed_ratio'], 'x')} (pipeline / plain rows/s)"
+        )
+    return lines
