@@ -178,6 +178,10 @@ def check_memory_room(client: Client, settings: Settings) -> dict[str, dict[str,
     room between that baseline and the pause threshold is under MIN_ROOM. Returns the workers' reports."""
     pause = pause_fraction()
     modules = WORKER_MODULES + (["s3fs"] if settings.data_url.startswith("s3://") else [])
+    if settings.cluster == "local" and not settings.processes:
+        # Thread workers share this process, which imports what each step needs when it needs it (a scoring
+        # run never needs dask.dataframe, with sparse, numba and scipy behind it): measured as they are.
+        modules = []
     try:
         reports = client.run(_warm_up, modules=modules)
     except OSError as exc:  # the nanny restarts a worker that goes over 95% of its limit: it dropped the comm
