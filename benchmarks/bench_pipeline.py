@@ -451,7 +451,9 @@ def cloud(args: argparse.Namespace, scale: dict, local_vcpus: int) -> dict:
 # -- report ---------------------------------------------------------------------------------------
 def report(results: dict) -> str:
     lines = [f"Benchmarks  {results['date']}  ({results['machine']})", ""]
-    lines += [*whole_process.report(results["whole_process"]), "", "In process (one Python process, timed inside it):"]
+    lines += [*whole_process.report(results["whole_process"]), ""]
+    if "scaling" in results:
+        lines += ["In process (one Python process, timed inside it; Prefect's temporary server started once):", ""]
     o = results.get("orchestration")
     if o:
         lines.append(f"Orchestration overhead: {o['rows']:,} rows in {o['files']} files, median of {o['repeats']}")

@@ -181,14 +181,15 @@ def line(points: list[dict[str, Any]], side: str) -> tuple[float, float]:
     return my - slope * mx, slope
 
 
-def crossover(points: list[dict[str, Any]]) -> float | None:
-    """Rows from which the pipeline is no slower than the plain script (the lines cross); None: never."""
+def crossover(points: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Where the two lines cross (rows), and whether the pipeline is the faster one above that size.
+
+    ``None`` when they do not cross at a positive size: then one side is faster at every size.
+    """
     (a_p, b_p), (a_d, b_d) = line(points, "pipeline"), line(points, "plain")
-    if a_p <= a_d:
-        return 0.0
-    if b_p >= b_d:
+    if b_p == b_d or (x := (a_p - a_d) / (b_d - b_p)) <= 0:
         return None
-    return (a_p - a_d) / (b_d - b_p) * 1e6
+    return {"rows": round(x * 1e6), "pipeline_faster_above": b_p < b_d}
 
 
 # -- sections -------------------------------------------------------------------------------------
@@ -212,18 +213,27 @@ def scoring_sizes(project: Project, sizes: list[float], rows_per_file: int, repe
             "pipeline": {"fixed_s": round(a_p, 2), "s_per_million_rows": round(b_p, 3)},
             "plain": {"fixed_s": round(a_d, 2), "s_per_million_rows": round(b_d, 3)},
         },
-        "crossover_rows": None if (x := crossover(points)) is None else round(x),
+        "crossover": crossover(points),
     }
 
 
 def help_and_make_run(project: Project, help_repeats: int, run_repeats: int) -> dict:
+    """``--help`` of the command itself and through ``poetry run`` (as the README shows it: Poetry's own
+    start-up included), then ``make run`` at the sample sizes: once cold, then warm."""
     helps = [project.run(project.cli("--help"))[0] for _ in range(help_repeats)]
+    poetry = ["poetry", "run", project.slug, "--help"]
+    poetry_helps = [project.run(poetry)[0] for _ in range(help_repeats)]
     data = project.work / "make-run"
     make = ["make", "--no-print-directory", "run"]
     cold, _ = project.run(make, data)  # starts the local server when the project has one
     warm = [project.run(make, data)[0] for _ in range(run_repeats)]
     shutil.rmtree(data, ignore_errors=True)
-    return {"help_s": spread(helps), "make_run_cold_s": round(cold, 2), "make_run_warm_s": spread(warm)}
+    return {
+        "help_s": spread(helps),
+        "help_poetry_run_s": spread(poetry_helps),
+        "make_run_cold_s": round(cold, 2),
+        "make_run_warm_s": spread(warm),
+    }
 
 
 def second_model(project: Project, rows: int, rows_per_file: int, repeats: int, workers: int) -> dict:
@@ -286,16 +296,21 @@ def report(w: dict[str, Any]) -> list[str]:
                 f"  {p['rows']:>12,} {p['files']:>5}  {fmt(p['wall_s']['pipeline']):>20}  "
                 f"{fmt(p['wall_s']['plain']):>20}  {fmt(p['wall_ratio'], 'x'):>18}  {p['load_1min']['median']:.1f}"
             )
-        f = s["fit"]
-        cross = s["crossover_rows"]
+        f, cross = s["fit"], s["crossover"]
+        if cross:
+            side = "faster" if cross["pipeline_faster_above"] else "slower"
+            where = f"{cross['rows']:,} rows (the pipeline is {side} above it)"
+        else:
+            faster = f["pipeline"]["fixed_s"] <= f["plain"]["fixed_s"]
+            where = f"none (the pipeline is {'faster' if faster else 'slower'} at every size)"
         lines.append(
-            f"  fixed cost {f['pipeline']['fixed_s']:.2f}s vs {f['plain']['fixed_s']:.2f}s; per M rows "
-            f"{f['pipeline']['s_per_million_rows']:.3f}s vs {f['plain']['s_per_million_rows']:.3f}s; crossover: "
-            + ("none (the pipeline's per-row cost is not lower)" if cross is None else f"{cross:,} rows")
+            f"  line through the medians: fixed {f['pipeline']['fixed_s']:.2f}s vs {f['plain']['fixed_s']:.2f}s, "
+            f"per M rows {f['pipeline']['s_per_million_rows']:.3f}s vs {f['plain']['s_per_million_rows']:.3f}s; "
+            f"crossover: {where}"
         )
     if "help_s" in w:
-        cold, warm = w["make_run_cold_s"], fmt(w["make_run_warm_s"])
-        lines.append(f"  --help {fmt(w['help_s'])};  make run (sample sizes): cold {cold:.2f}s, warm {warm}")
+        lines.append(f"  --help {fmt(w['help_s'])} (poetry run ... --help {fmt(w['help_poetry_run_s'])})")
+        lines.append(f"  make run (sample sizes): cold {w['make_run_cold_s']:.2f}s, warm {fmt(w['make_run_warm_s'])}")
     m = w.get("second_model")
     if m:
         rate = m["scoring_rows_per_s"]

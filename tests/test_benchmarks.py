@@ -52,7 +52,7 @@ def test_project_benchmark_runs_every_section_on_small_data(installed_project: B
         assert pipeline > 0 and plain > 0 and point["repeats"] == 1
         assert point["wall_ratio"]["median"] == pytest.approx(pipeline / plain, rel=1e-2)  # one pair: its own ratio
         assert point["scoring_ratio"]["median"] > 0
-    assert "crossover_rows" in whole["score_vs_plain"]
+    assert "crossover" in whole["score_vs_plain"]
     assert whole["help_s"]["median"] > 0 and whole["make_run_cold_s"] > 0 and whole["make_run_warm_s"]["median"] > 0
     assert whole["second_model"]["rows"] == 20_000
     servers = subprocess.run(["ps", "-eo", "command"], capture_output=True, text=True).stdout.splitlines()
