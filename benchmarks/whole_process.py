@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -49,6 +50,18 @@ def free_port() -> int:
 
 def spread(values: list[float]) -> dict[str, float]:
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
+
+
+@dataclass
+class Ran:
+    wall: float  # seconds from launch to exit
+    cpu: float  # user + system seconds of the process and every child it waited for (steadier on a busy machine)
+    stdout: str
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass
@@ -84,15 +97,16 @@ class Project:
         script = Path(sys.executable).with_name(self.slug)
         return [str(script), *args] if script.exists() else [sys.executable, "-m", self.package, *args]
 
-    def run(self, argv: list[str], data: Path | None = None, **env: str) -> tuple[float, str]:
-        """Run one process to its end; (wall seconds, stdout). A failure stops the benchmark."""
+    def run(self, argv: list[str], data: Path | None = None, **env: str) -> Ran:
+        """Run one process to its end. A failure stops the benchmark."""
         full = {**self.env, **env, **({"PIPELINE_DATA_URL": str(data)} if data else {})}
+        cpu0 = _children_cpu()
         t0 = time.perf_counter()
         proc = subprocess.run(argv, cwd=self.root, env=full, capture_output=True, text=True, check=False)  # noqa: S603
-        seconds = time.perf_counter() - t0
+        wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise RuntimeError(f"`{' '.join(argv)}` exited {proc.returncode}:\n{proc.stderr[-4000:]}")
-        return seconds, proc.stdout
+        return Ran(wall, _children_cpu() - cpu0, proc.stdout)
 
     def server(self, action: str) -> None:
         """``make server`` / ``make server-stop``, through the module they call (no-op without one)."""
@@ -109,7 +123,7 @@ def generate(project: Project, data: Path, rows: int, files: int) -> str:
 
 
 def train(project: Project, data: Path) -> str:
-    _, out = project.run(project.cli("train"), data)
+    out = project.run(project.cli("train"), data).stdout
     return re.search(r"model:\s+(\S+)", out).group(1)
 
 
@@ -131,17 +145,16 @@ def score_pairs(project: Project, data: Path, dataset: str, model: str, repeats:
     out = project.work / "plain-out"
 
     def pipeline() -> dict[str, float]:
-        wall, stdout = project.run(project.cli("score", "--dataset", dataset, "--model", model), data)
+        ran = project.run(project.cli("score", "--dataset", dataset, "--model", model), data)
         shutil.rmtree(data / "predictions", ignore_errors=True)
-        return {"wall": wall, **parse_summary(stdout)}
+        return {"wall": ran.wall, "cpu": ran.cpu, **parse_summary(ran.stdout)}
 
     def plain() -> dict[str, float]:
         shutil.rmtree(out, ignore_errors=True)
-        argv = [sys.executable, str(PLAIN), dataset, model, str(out), "--workers", str(workers)]
-        wall, stdout = project.run(argv)
+        ran = project.run([sys.executable, str(PLAIN), dataset, model, str(out), "--workers", str(workers)])
         rows = output_rows(out)
         shutil.rmtree(out, ignore_errors=True)
-        return {"wall": wall, "rows": rows, **json.loads(stdout.strip().splitlines()[-1])}
+        return {"wall": ran.wall, "cpu": ran.cpu, "rows": rows, **json.loads(ran.stdout.strip().splitlines()[-1])}
 
     runs: dict[str, list[dict[str, float]]] = {"pipeline": [], "plain": []}
     loads = []
@@ -160,6 +173,8 @@ def score_pairs(project: Project, data: Path, dataset: str, model: str, repeats:
         "rows": n,
         "repeats": repeats,
         "wall_s": {name: spread([r["wall"] for r in rs]) for name, rs in runs.items()},
+        "cpu_s": {name: spread([r["cpu"] for r in rs]) for name, rs in runs.items()},
+        "cpu_ratio": spread([p["cpu"] / b["cpu"] for p, b in zip(runs["pipeline"], runs["plain"], strict=True)]),
         # pipeline / plain wall time (lower is better) and its inverse, rows/s pipeline / plain (higher is better)
         "wall_ratio": spread([p["wall"] / b["wall"] for p, b in zip(runs["pipeline"], runs["plain"], strict=True)]),
         "speed_ratio": spread([b["wall"] / p["wall"] for p, b in zip(runs["pipeline"], runs["plain"], strict=True)]),
@@ -220,19 +235,21 @@ def scoring_sizes(project: Project, sizes: list[float], rows_per_file: int, repe
 def help_and_make_run(project: Project, help_repeats: int, run_repeats: int) -> dict:
     """``--help`` of the command itself and through ``poetry run`` (as the README shows it: Poetry's own
     start-up included), then ``make run`` at the sample sizes: once cold, then warm."""
-    helps = [project.run(project.cli("--help"))[0] for _ in range(help_repeats)]
+    helps = [project.run(project.cli("--help")) for _ in range(help_repeats)]
     poetry = ["poetry", "run", project.slug, "--help"]
-    poetry_helps = [project.run(poetry)[0] for _ in range(help_repeats)]
+    poetry_helps = [project.run(poetry).wall for _ in range(help_repeats)]
     data = project.work / "make-run"
     make = ["make", "--no-print-directory", "run"]
-    cold, _ = project.run(make, data)  # starts the local server when the project has one
-    warm = [project.run(make, data)[0] for _ in range(run_repeats)]
+    cold = project.run(make, data)  # starts the local server when the project has one
+    warm = [project.run(make, data) for _ in range(run_repeats)]
     shutil.rmtree(data, ignore_errors=True)
     return {
-        "help_s": spread(helps),
+        "help_s": spread([r.wall for r in helps]),
+        "help_cpu_s": spread([r.cpu for r in helps]),
         "help_poetry_run_s": spread(poetry_helps),
-        "make_run_cold_s": round(cold, 2),
-        "make_run_warm_s": spread(warm),
+        "make_run_cold_s": round(cold.wall, 2),
+        "make_run_warm_s": spread([r.wall for r in warm]),
+        "make_run_warm_cpu_s": spread([r.cpu for r in warm]),  # the server's own work is not in it (not a child)
     }
 
 
@@ -290,11 +307,14 @@ def report(w: dict[str, Any]) -> list[str]:
     s = w.get("score_vs_plain")
     if s:
         lines.append("  score vs a plain Dask script, same files and model: median (min-max) of paired runs")
-        lines.append(f"  {'rows':>12} {'files':>5}  {'score':>20}  {'plain Dask':>20}  {'ratio':>18}  load")
+        lines.append(
+            f"  {'rows':>12} {'files':>5}  {'score':>20}  {'plain Dask':>20}  {'ratio':>18}  {'CPU ratio':>18}  load"
+        )
         for p in s["points"]:
             lines.append(
                 f"  {p['rows']:>12,} {p['files']:>5}  {fmt(p['wall_s']['pipeline']):>20}  "
-                f"{fmt(p['wall_s']['plain']):>20}  {fmt(p['wall_ratio'], 'x'):>18}  {p['load_1min']['median']:.1f}"
+                f"{fmt(p['wall_s']['plain']):>20}  {fmt(p['wall_ratio'], 'x'):>18}  {fmt(p['cpu_ratio'], 'x'):>18}  "
+                f"{p['load_1min']['median']:.1f}"
             )
         f, cross = s["fit"], s["crossover"]
         if cross:
@@ -310,7 +330,10 @@ def report(w: dict[str, Any]) -> list[str]:
         )
     if "help_s" in w:
         lines.append(f"  --help {fmt(w['help_s'])} (poetry run ... --help {fmt(w['help_poetry_run_s'])})")
-        lines.append(f"  make run (sample sizes): cold {w['make_run_cold_s']:.2f}s, warm {fmt(w['make_run_warm_s'])}")
+        lines.append(
+            f"  make run (sample sizes): cold {w['make_run_cold_s']:.2f}s, warm {fmt(w['make_run_warm_s'])}, "
+            f"warm CPU {fmt(w['make_run_warm_cpu_s'])}"
+        )
     m = w.get("second_model")
     if m:
         rate = m["scoring_rows_per_s"]
@@ -321,6 +344,6 @@ def report(w: dict[str, Any]) -> list[str]:
         )
         lines.append(
             f"    whole process: pipeline {fmt(m['wall_s']['pipeline'])}, plain {fmt(m['wall_s']['plain'])}: "
-            f"{fmt(m['speed_ratio'], 'x')} (pipeline / plain rows/s)"
+            f"{fmt(m['speed_ratio'], 'x')} (pipeline / plain rows/s); CPU pipeline / plain {fmt(m['cpu_ratio'], 'x')}"
         )
     return lines
