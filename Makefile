@@ -68,7 +68,8 @@ bench: $(BIN)/.installed ## Benchmarks: bake vs a bare bake, then the pipeline b
 	$(BIN)/cookiecutter --no-input --output-dir $(BENCH_DIR) .
 	$(BAKED_ENV) $(MAKE) -C $(BENCH_DIR)/$(DEMO_SLUG) install
 	cd $(BENCH_DIR)/$(DEMO_SLUG) && $(BAKED_ENV) poetry run python -m pip install --quiet psutil
-	cd $(BENCH_DIR)/$(DEMO_SLUG) && $(BAKED_ENV) poetry run python $(CURDIR)/benchmarks/bench_pipeline.py $(BENCH_ARGS)
+	cd $(BENCH_DIR)/$(DEMO_SLUG) && $(BAKED_ENV) poetry run python $(CURDIR)/benchmarks/bench_pipeline.py \
+		--json $(CURDIR)/$(BENCH_DIR)/pipeline.json $(BENCH_ARGS)
 
 .PHONY: clean
 clean: ## Remove the dev environment and scratch bakes
