@@ -77,12 +77,19 @@ class Project:
     def __post_init__(self) -> None:
         (self.work / "prefect-home").mkdir(parents=True, exist_ok=True)
         if not self.env:
-            self.env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "PREFECT_"))}
+            # Python's default bytecode caching, as a user has it: with PYTHONDONTWRITEBYTECODE set, every
+            # process compiles each module it imports from source unless the environment was installed with
+            # bytecode (Poetry 2 installs without it by default; pip compiles), and Prefect, Dask and pandas
+            # are thousands of modules: 6-9 s of CPU per command on this machine, a situation few users are in.
+            self.env = {
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("PIPELINE_", "PREFECT_")) and k != "PYTHONDONTWRITEBYTECODE"
+            }
             self.env.update(
                 PREFECT_HOME=str(self.work / "prefect-home"),
                 PREFECT_SERVER_API_PORT=str(free_port()),
                 PREFECT_SERVER_ANALYTICS_ENABLED="false",
-                PYTHONDONTWRITEBYTECODE="1",
             )
 
     def with_package(self, src: Path) -> Project:
