@@ -46,6 +46,7 @@ class LinearModel:
         self.bias = 0.0
 
     def fit(self, train: Any) -> LinearModel:
+        import dask
         from dask_ml.linear_model import LogisticRegression  # training only: scoring never imports dask-ml
         from dask_ml.preprocessing import StandardScaler
 
@@ -54,7 +55,12 @@ class LinearModel:
         with warnings.catch_warnings():  # dask-glm still sets a deprecated Dask config key
             warnings.filterwarnings("ignore", message=".*fuse_ave_width.*", category=FutureWarning)
             scaler = StandardScaler().fit(x)
-            estimator = LogisticRegression(solver="lbfgs", max_iter=100, C=1.0).fit(scaler.transform(x), y)
+            # lbfgs computes the loss and gradient over all rows once per iteration. Scaled once, in
+            # chunks of Dask's default size (few and large) and kept in cluster memory, each iteration
+            # reads them instead of converting and scaling every partition again (a third of the fit).
+            xs = scaler.transform(x).rechunk({0: "auto", 1: -1})
+            xs, ys = dask.persist(xs, y.rechunk({0: xs.chunks[0]}))
+            estimator = LogisticRegression(solver="lbfgs", max_iter=100, C=1.0).fit(xs, ys)
         # Fold the scaler into the linear model: p = sigmoid(((x - mean) / scale) @ coef + b).
         scale = np.asarray(scaler.scale_, dtype=np.float64)
         coef = np.asarray(estimator.coef_, dtype=np.float64).ravel() / scale
