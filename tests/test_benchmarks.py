@@ -75,7 +75,7 @@ def test_project_benchmark_runs_every_section_on_small_data(installed_project: B
 
     scaling = figures["scaling"]
     assert [p["rows"] for p in scaling["points"]] == [10_000, 100_000] and scaling["span"] == 10.0
-    assert scaling["scoring"]["slope_s_per_million_rows"] > 0
+    assert isinstance(scaling["scoring"]["slope_s_per_million_rows"], float)  # its sign is a timing: noise can flip it
 
     grain = figures["granularity"]
     assert [(p["rows_per_file"], p["files"]) for p in grain["points"]] == [(25_000, 4), (100_000, 1)]
@@ -86,6 +86,8 @@ def test_project_benchmark_runs_every_section_on_small_data(installed_project: B
     assert ooc["rows"] >= 0.05 * 2**30 / (8 + 4 * 20) and len(ooc["peak_rss_per_worker_mib"]) == 1
 
     cloud = figures["cloud"]
+    # From the scoring slope, or from the largest size when noise at these small sizes flattened the slope.
+    assert cloud["rate_from"] in ("scoring slope", "100,000 rows, no slope") and cloud["rows_per_s_per_vcpu"] > 0
     assert [r["workers"] for r in cloud["runs"]] == [4, 8, 16, 32]
     hours = [r["hours"] for r in cloud["runs"]]
     assert hours == sorted(hours, reverse=True)  # more workers, less time
