@@ -55,11 +55,13 @@ bump-actions: $(BIN)/.installed ## Move a GitHub Action's commit pin in every wo
 
 .PHONY: demo
 demo: $(BIN)/.installed ## Bake with defaults into build/demo, install it and run its sample pipeline
+	@# The previous demo's Prefect server runs from the environment removed below: stop it first.
+	@if [ -x $(DEMO_DIR)/$(DEMO_SLUG)/.venv/bin/python ]; then $(BAKED_ENV) $(MAKE) -s -C $(DEMO_DIR)/$(DEMO_SLUG) server-stop; fi
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 	$(BIN)/cookiecutter --no-input --output-dir $(DEMO_DIR) .
 	$(BAKED_ENV) $(MAKE) -C $(DEMO_DIR)/$(DEMO_SLUG) install
 	$(BAKED_ENV) $(MAKE) -C $(DEMO_DIR)/$(DEMO_SLUG) run
-	@echo "Demo project: $(DEMO_DIR)/$(DEMO_SLUG)  (cd there and try: make help)"
+	@echo "Demo project: $(DEMO_DIR)/$(DEMO_SLUG)  (cd there and try: make help; make server-stop stops its Prefect server)"
 
 .PHONY: bench
 bench: $(BIN)/.installed ## Benchmarks: bake vs a bare bake, then the pipeline benchmarks in a bake in build/bench (BENCH_ARGS=...)

@@ -76,8 +76,10 @@ class BakedProject:
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             PREFECT_HOME=str(self.path.parent / f".prefect-home-{self.path.name}"),
             PREFECT_SERVER_API_PORT=str(self.prefect_port),
-            PYTHONDONTWRITEBYTECODE="1",
         )
+        # Python's default bytecode cache, as a user has it: without it every command of a baked project
+        # compiles Prefect, Dask and pandas again (seconds of CPU per process, over the whole slow suite).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         env.pop("PYTEST_ADDOPTS", None)
         env.pop("PYTEST_XDIST_WORKER", None)
         env.update(extra)
@@ -103,6 +105,19 @@ class BakedProject:
     def read(self, rel: str) -> str:
         return (self.path / rel).read_text()
 
+    def processes(self) -> list[str]:
+        """Command lines of processes still running this project's prefect, dask or python (Linux /proc)."""
+        bins = [str(self.path / ".venv" / "bin" / name) for name in ("prefect", "dask", "python")]
+        found = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if any(b in args for b in bins):
+                found.append(args)
+        return found
+
     @contextmanager
     def prefect_server(self) -> Iterator[None]:
         """For tests that run `make run` (which starts the project's local Prefect server): stopped after,
@@ -115,6 +130,8 @@ class BakedProject:
             assert not pid_file.exists(), "make server-stop left the server's pid file"
             with socket.socket() as s:
                 assert s.connect_ex(("127.0.0.1", self.prefect_port)) != 0, "the Prefect server still listens"
+            if Path("/proc/self/cmdline").exists():
+                assert self.processes() == [], "make server-stop left processes"
 
 
 def bake(cookies, **extra_context) -> BakedProject:

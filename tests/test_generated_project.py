@@ -143,7 +143,8 @@ def test_mlflow_project_tracks_its_runs_and_passes_its_own_checks(cookies):
     tests = project.make("test", PYTEST_ADDOPTS="-m 'not slow'", timeout=2400)
     assert " passed" in tests.stdout and " failed" not in tests.stdout.splitlines()[-1]
     assert re.search(r"tests/runtime/test_tracking\.py \.+", tests.stdout), tests.stdout[-3000:]
-    run = project.make("run")
+    with project.prefect_server():
+        run = project.make("run")
     assert "decision:   promoted" in run.stdout, run.stdout[-3000:]
     read = (
         "import mlflow; mlflow.set_tracking_uri('sqlite:///data/mlflow.db'); "

@@ -10,20 +10,6 @@ from pathlib import Path
 import pytest
 
 
-def _leftovers(project_path: Path) -> list[str]:
-    """Command lines of processes still running the project's prefect, dask or python (Linux /proc)."""
-    bins = (f"{project_path}/.venv/bin/prefect", f"{project_path}/.venv/bin/dask", f"{project_path}/.venv/bin/python")
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if any(b in args for b in bins):
-            found.append(args)
-    return found
-
-
 @pytest.mark.slow
 @pytest.mark.xdist_group("installed")
 def test_rehearsal_reaches_a_completed_flow_run(installed_project):
@@ -41,7 +27,7 @@ def test_rehearsal_reaches_a_completed_flow_run(installed_project):
         assert started in out
     assert "stopping everything started here" in out
     if Path("/proc/self/cmdline").exists():
-        assert _leftovers(installed_project.path) == []
+        assert installed_project.processes() == []
 
 
 @pytest.mark.slow
@@ -77,4 +63,4 @@ def test_cloud_rehearsal_reaches_completed_through_fargate_cluster_and_the_ecs_w
     assert report["scope_problems"] == [] and report["scope"], "every call checked against the real policies"
     assert not [call for call in report["calls"] if call[2] == "denied"]
     if Path("/proc/self/cmdline").exists():
-        assert _leftovers(installed_project.path) == []
+        assert installed_project.processes() == []

@@ -126,6 +126,7 @@ def test_make_server_starts_once_the_cli_uses_it_and_server_stop_leaves_nothing(
         started = run(server, "start")
         assert started.returncode == 0, started.stderr
         pid = int((home / "server.pid").read_text())
+        assert f"http://127.0.0.1:{port}" in (home / "server.log").read_text()  # the server's own output, kept
         again = run(server, "start")  # already up: nothing new is started
         assert again.returncode == 0 and int((home / "server.pid").read_text()) == pid
         sizes = ["--train-rows", "2000", "--train-files", "1", "--score-rows", "2000", "--score-files", "1"]
@@ -138,3 +139,45 @@ def test_make_server_starts_once_the_cli_uses_it_and_server_stop_leaves_nothing(
     assert not (home / "server.pid").exists()
     assert not prefect_api.is_up(f"http://127.0.0.1:{port}/api", timeout=0.5)
     assert not _alive(pid)
+
+
+def test_a_port_taken_by_something_else_is_named_and_nothing_is_started(tmp_path):
+    import socket
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env.update(PREFECT_HOME=str(tmp_path), PREFECT_SERVER_API_PORT=str(port))
+        cmd = [sys.executable, "-m", f"{PACKAGE}.runtime.prefect_api", "start"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1
+    assert f"http://127.0.0.1:{port} is taken by something that is not a Prefect server" in proc.stderr
+    assert "PREFECT_SERVER_API_PORT" in proc.stderr
+    assert not (tmp_path / "server.pid").exists() and not (tmp_path / "server.log").exists()
+
+
+@pytest.mark.slow
+def test_a_server_that_fails_to_start_is_reported_with_its_log_and_leaves_no_pid_file(tmp_path):
+    """A database it cannot reach (a closed port on loopback): `prefect server start` exits, and `start` says
+    so with the end of the server's own log, records no server and tells where commands go instead."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        api_port, db_port = s.getsockname()[1], 1  # nothing listens on port 1
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_API_PORT=str(api_port),
+        PREFECT_API_DATABASE_CONNECTION_URL=f"postgresql+asyncpg://user:pass@127.0.0.1:{db_port}/prefect",
+    )
+    cmd = [sys.executable, "-m", f"{PACKAGE}.runtime.prefect_api", "start"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 1
+    assert "Application startup failed" in proc.stderr, proc.stderr  # the server's own words, from its log
+    assert f"exited before it answered (its log: {home / 'server.log'})" in proc.stderr
+    assert "fall back to a temporary server" in proc.stderr
+    assert not (home / "server.pid").exists()

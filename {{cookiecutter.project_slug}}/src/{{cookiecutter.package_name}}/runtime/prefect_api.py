@@ -2,9 +2,10 @@
 
 Without an API URL, Prefect starts a temporary server inside every command: seconds before the first
 line of work, and gone when the run ends, so the UI cannot show the run afterwards. ``make run`` (and
-``make server``) start ``prefect server start --background`` once, on ``PREFECT_SERVER_API_HOST`` /
-``PREFECT_SERVER_API_PORT`` (Prefect's settings; 127.0.0.1:4200 by default); the CLI uses it when it
-answers and falls back to the temporary server when it does not. An API you configured yourself
+``make server``) start ``prefect server start`` once, detached, on ``PREFECT_SERVER_API_HOST`` /
+``PREFECT_SERVER_API_PORT`` (Prefect's settings; 127.0.0.1:4200 by default), its output in
+``$PREFECT_HOME/server.log`` and its process in Prefect's pid file (``prefect server stop`` stops it too);
+the CLI uses it when it answers and falls back to the temporary server when it does not. An API you configured yourself
 (``PREFECT_API_URL``, a Prefect profile, Prefect Cloud) always wins. ``make server-stop`` stops it.
 
     python -m {{ cookiecutter.package_name }}.runtime.prefect_api start | stop | status
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -60,63 +62,128 @@ def use_local_server() -> str | None:
     return url
 
 
+def _home() -> Path:
+    return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+
+
 def _pid_file() -> Path:
-    """Where ``prefect server start --background`` records its process (``prefect server stop`` reads it)."""
-    return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser() / "server.pid"
+    """Prefect's own record of a background server: ``prefect server stop`` and ``--background`` read it too."""
+    return _home() / "server.pid"
+
+
+def _log_file() -> Path:
+    return _home() / "server.log"
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as stat:  # Linux; elsewhere os.kill alone decides
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return True
+    except (OSError, IndexError):
+        return False
 
 
 def _server_pid() -> int | None:
-    """The background server's process id, if that process is still a running Prefect server."""
+    """The recorded server's process id, if that process still runs."""
     try:
         pid = int(_pid_file().read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):  # no file, no such process
+    except (OSError, ValueError):  # no file, or an empty one
         return None
-    # The id may have been reused since: only a Prefect server (uvicorn serving prefect) counts.
-    cmd = subprocess.run(["ps", "-o", "stat=,command=", "-p", str(pid)], capture_output=True, text=True)  # noqa: S603, S607
-    stat, _, command = cmd.stdout.strip().partition(" ")
-    return pid if "uvicorn" in command and "prefect" in command and not stat.startswith("Z") else None
+    return pid if _alive(pid) else None
+
+
+def _listens(url: str) -> bool:
+    host, port = url.removeprefix("http://").removesuffix("/api").rsplit(":", 1)
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, int(port))) == 0
 
 
 def start(timeout: float = START_TIMEOUT) -> int:
+    """Start ``prefect server start`` detached, its output in ``$PREFECT_HOME/server.log``; wait until it answers.
+
+    The server runs in a session of its own (Ctrl-C in the terminal of ``make run`` does not stop it) and is
+    recorded in Prefect's pid file, so ``prefect server stop`` stops it as well as ``make server-stop``.
+    """
     url = local_url()
     if is_up(url):
         print(f"Prefect server up at {url.removesuffix('/api')} (make server-stop stops it)")
         return 0
-    host, port = url.removeprefix("http://").removesuffix("/api").rsplit(":", 1)
-    if _server_pid() is None:
-        _pid_file().unlink(missing_ok=True)  # left by a server that died: Prefect would refuse to start
-    cmd = [sys.executable, "-m", "prefect", "server", "start", "--background", "--host", host, "--port", port]
-    # A session of its own: Ctrl-C in the terminal that ran `make run` must not stop the server.
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, start_new_session=True)  # noqa: S603
-    if proc.returncode != 0:
-        print(f"prefect server start failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}", file=sys.stderr)
+    if _server_pid() is not None:  # started, not answering yet: another make is starting it
+        return _wait_until_up(url, None, timeout)
+    if _listens(url):  # answers, but not as a Prefect server
+        print(
+            f"{url.removesuffix('/api')} is taken by something that is not a Prefect server: set "
+            "PREFECT_SERVER_API_PORT to a free port (commands fall back to a temporary server meanwhile)",
+            file=sys.stderr,
+        )
         return 1
+    host, port = url.removeprefix("http://").removesuffix("/api").rsplit(":", 1)
+    _home().mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", port]
+    with open(_log_file(), "w") as log:
+        proc = subprocess.Popen(  # noqa: S603 - this interpreter's own prefect
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    _pid_file().write_text(str(proc.pid))
+    return _wait_until_up(url, proc, timeout)
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen | None, timeout: float) -> int:
     deadline = time.monotonic() + timeout
-    while not is_up(url, timeout=0.5):
-        if _server_pid() is None or time.monotonic() > deadline:
+    while not is_up(url, timeout=1.0):
+        exited = proc.poll() is not None if proc else _server_pid() is None
+        if exited or time.monotonic() > deadline:
+            if exited:
+                _pid_file().unlink(missing_ok=True)
+            else:
+                stop()  # too slow to be of use: nothing is left half-started
+            tail = _log_file().read_text(errors="replace")[-1500:] if _log_file().exists() else ""
+            what = "exited before it answered" if exited else f"did not answer within {timeout:.0f} s and was stopped"
             print(
-                f"the Prefect server did not answer at {url} (`poetry run prefect server start` shows why); "
-                "commands fall back to a temporary server",
+                f"{tail}\nthe Prefect server at {url} {what} (its log: {_log_file()}). "
+                "Commands fall back to a temporary server; `make server` tries again.",
                 file=sys.stderr,
             )
             return 1
-        time.sleep(0.2)
+        time.sleep(0.25)
     print(f"Prefect server up at {url.removesuffix('/api')} (UI and API; make server-stop stops it)")
     return 0
 
 
 def stop(timeout: float = 30.0) -> int:
-    """Stop the background server and wait until it has exited (SIGKILL after ``timeout``)."""
+    """Stop the server and wait until its process has exited and its port is closed (SIGKILL after ``timeout``)."""
     pid = _server_pid()
     if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _server_pid() is not None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _server_pid() is not None:
-            os.kill(pid, signal.SIGKILL)
+        # make server leads a session of its own: signal all of it (prefect and what it started). A pid from
+        # `prefect server start --background` is uvicorn alone.
+        try:
+            group = os.getpgid(pid) == pid
+        except ProcessLookupError:
+            group = False
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(pid, sig) if group else os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not _alive(pid):
+                break
     _pid_file().unlink(missing_ok=True)
+    url = local_url()
+    deadline = time.monotonic() + 10.0
+    while _listens(url) and time.monotonic() < deadline:  # the socket closes after the process is gone
+        time.sleep(0.1)
+    if _listens(url):
+        where = url.removesuffix("/api")
+        print(f"something still listens at {where}: not a server make server started", file=sys.stderr)
+        return 1
     print("Prefect server stopped" if pid else "no Prefect server started by make server")
     return 0
 
