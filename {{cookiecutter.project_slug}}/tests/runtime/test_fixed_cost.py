@@ -42,6 +42,13 @@ def test_help_imports_neither_prefect_nor_dask_nor_pandas():
     assert _imported_by(code) == []
 
 
+def test_help_names_the_command_a_user_types():
+    script = str(Path(sys.executable).with_name("{{ cookiecutter.project_slug }}"))  # the console script
+    for argv, prog in (([script], "{{ cookiecutter.project_slug }}"), ([sys.executable, "-m", PACKAGE], PACKAGE)):
+        usage = subprocess.run([*argv, "--help"], capture_output=True, text=True, check=True).stdout
+        assert usage.startswith(f"usage: {prog.replace('_', '-')} "), usage[:200]
+
+
 def test_score_imports_no_library_the_model_does_not_need(pipeline_env):
     """A `score` run imports nothing for training beyond what unpickling the model itself imports."""
     from prefect.settings import PREFECT_API_URL

@@ -5,7 +5,7 @@ Exit status: 0 success, 1 the run failed, 2 usage or configuration error — so 
 "fix the config" from "retry later"; 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM, e.g.
 ``docker stop`` or an ECS task stop). Both signals stop the run the same way: the step in progress
 removes its staging area, nothing is committed, and the cluster the run started is closed. Options
-override the ``PIPELINE_*`` environment variables (see :mod:`.config`); progress and Prefect logs go to
+override the ``PIPELINE_*`` environment variables (see :mod:`.settings`); progress and Prefect logs go to
 the console, the summary to stdout.
 """
 
@@ -43,9 +43,15 @@ COMMON = {
 }
 
 
+def _prog() -> str:
+    """The command as typed: the console script's name, or the package's under ``python -m``."""
+    name = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return name if name and not name.endswith(".py") else (__package__ or "pipeline").split(".")[0].replace("_", "-")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=__package__.replace("_", "-") if __package__ else "pipeline",
+        prog=_prog(),
         description="Batch ML pipeline: training and out-of-core scoring orchestrated by Prefect on a Dask cluster "
         "(schema.py and model.py are yours). Settings come from PIPELINE_* variables; options override them.",
         epilog="exit status: 0 ok, 1 run failed, 2 usage or configuration error",
