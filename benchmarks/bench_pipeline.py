@@ -586,7 +586,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--help-repeats", type=int, default=5, help="whole process: --help runs")
     p.add_argument("--run-repeats", type=int, default=3, help="whole process: warm make run runs (after a cold one)")
     p.add_argument(
-        "--nl-rows", type=int, default=int(env("BENCH_NL_ROWS", "1500000")), help="second (non-linear) model: rows"
+        "--nl-sizes",
+        default=env("BENCH_NL_SIZES", "1.5,6"),
+        help="second (non-linear) model: score sizes, million rows",
     )
     p.add_argument(
         "--skip",
@@ -599,6 +601,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.sizes = sorted(float(s) for s in args.sizes.split(","))
     args.wp_sizes = sorted(float(s) for s in args.wp_sizes.split(","))
+    args.nl_sizes = sorted(float(s) for s in args.nl_sizes.split(","))
     args.cloud_workers = [int(w) for w in args.cloud_workers.split(",")]
     args.granularity = sorted(int(r) for r in args.granularity.split(","))
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}

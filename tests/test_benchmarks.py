@@ -38,7 +38,7 @@ def test_project_benchmark_runs_every_section_on_small_data(installed_project: B
     the short mode that keeps the benchmark from rotting unnoticed. Its timings are reported, never asserted."""
     out = tmp_path / "pipeline.json"
     args = f"--sizes 0.01,0.1 --repeats 1 --scaling-repeats 1 --granularity 25000,100000 --ooc-factor 0.05 --json {out}"
-    args += " --wp-sizes 0.02,0.05 --wp-repeats 1 --help-repeats 1 --run-repeats 1 --nl-rows 20000"
+    args += " --wp-sizes 0.02,0.05 --wp-repeats 1 --help-repeats 1 --run-repeats 1 --nl-sizes 0.02,0.03"
     installed_project.run("poetry", "run", "python", "-m", "pip", "install", "--quiet", "psutil")  # as `make bench`
     script = str(TEMPLATE / "benchmarks" / "bench_pipeline.py")
     proc = installed_project.run("poetry", "run", "python", script, *args.split(), timeout=1800)
@@ -48,14 +48,16 @@ def test_project_benchmark_runs_every_section_on_small_data(installed_project: B
     assert whole["prefect_api"] == "local server (make server)"
     points = whole["score_vs_plain"]["points"]
     assert [p["rows"] for p in points] == [20_000, 50_000]  # both sides scored every row (checked by the script)
-    for point in points + [whole["second_model"]]:
+    second = whole["second_model"]["points"]
+    assert [p["rows"] for p in second] == [20_000, 30_000]
+    for point in points + second:
         pipeline, plain = point["wall_s"]["pipeline"]["median"], point["wall_s"]["plain"]["median"]
         assert pipeline > 0 and plain > 0 and point["repeats"] == 1
         assert point["wall_ratio"]["median"] == pytest.approx(pipeline / plain, rel=1e-2)  # one pair: its own ratio
         assert point["scoring_ratio"]["median"] > 0
-    assert "crossover" in whole["score_vs_plain"]
+    assert "crossover" in whole["score_vs_plain"] and "reaches_0_9" in whole["score_vs_plain"]
+    assert "crossover" in whole["second_model"] and "reaches_0_9" in whole["second_model"]
     assert whole["help_s"]["median"] > 0 and whole["make_run_cold_s"] > 0 and whole["make_run_warm_s"]["median"] > 0
-    assert whole["second_model"]["rows"] == 20_000
     if Path("/proc/self/cmdline").exists():
         assert installed_project.processes() == [], "the benchmark left processes (a Prefect server?)"
     for heading in ("Whole process", "score vs a plain Dask script", "non-linear (second) model", "make run"):
@@ -122,3 +124,22 @@ def test_benchmarks_md_only_shows_options_the_scripts_accept():
         TEMPLATE / "benchmarks" / "bench_pipeline.py"
     ).read_text()
     assert {o for o in options if f'"{o}"' not in scripts} == set()
+
+
+def test_crossover_and_the_size_that_reaches_a_ratio_follow_the_lines_through_the_medians():
+    sys.path.insert(0, str(TEMPLATE / "benchmarks"))
+    from whole_process import crossover, reaches
+
+    def points(pipeline, plain):  # (fixed s, s per million rows) of each side, sampled at 1, 2 and 4 M rows
+        return [
+            {"rows": m * 1_000_000, "wall_s": {"pipeline": {"median": pipeline[0] + pipeline[1] * m},
+                                               "plain": {"median": plain[0] + plain[1] * m}}}
+            for m in (1, 2, 4)
+        ]  # fmt: skip
+
+    slower_start = points(pipeline=(10.0, 1.0), plain=(5.0, 1.2))  # 5 s more fixed, 0.2 s less per M rows
+    assert crossover(slower_start) == {"rows": 25_000_000, "pipeline_faster_above": True}
+    assert reaches(slower_start, 0.9) == pytest.approx(40 / 3 * 1e6, abs=1)  # 5 + 1.2x = 0.9 (10 + x)
+    assert reaches(slower_start, 0.5) == 0  # the plain script is never twice as fast
+    never = points(pipeline=(10.0, 1.5), plain=(5.0, 1.0))
+    assert crossover(never) is None and reaches(never, 0.9) is None
