@@ -93,14 +93,13 @@ def run_pin_guard(root: Path, package: str) -> int:
     """Run the generated project's pin checker (``src/<package>/deploy/pins.py``) on ``root``; its exit status.
 
     The same file and ``main`` as `make check-pins`, run in this process rather than a second interpreter:
-    a second start and its imports were about a third of the hook's time. No bytecode cache is written
-    into the new project.
+    a second start and its imports were about a third of the hook's time (``main`` keeps it from writing a
+    bytecode cache into the new project).
     """
     path = root / "src" / package / "deploy" / "pins.py"
     spec = importlib.util.spec_from_file_location(f"_{package}_pins", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look the module up there
-    sys.dont_write_bytecode = True
     try:
         spec.loader.exec_module(module)
         return module.main(["--root", str(root)])
@@ -163,6 +162,7 @@ def write_worker_policy(root: Path, ctx: dict) -> None:
 def main() -> int:
     ctx = json.loads(r"""{{ cookiecutter | tojson }}""")
     root = Path.cwd()
+    sys.dont_write_bytecode = True  # this hook runs files of the new project: it leaves no bytecode cache in it
     prune(root, ctx)
     write_worker_policy(root, ctx)
     write_cruft_state(root, ctx)

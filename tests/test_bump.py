@@ -53,6 +53,15 @@ def test_registry_tags_are_read_across_pages(page_size, requests):
     assert len(calls) == requests  # the token, then pages until a short one
 
 
+def test_loading_the_pin_module_leaves_no_bytecode_in_the_template(monkeypatch):
+    """Every bake copies the template's tree: a deploy/__pycache__ written there would land in every project."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as without PYTHONDONTWRITEBYTECODE
+    cache = bump_dask.PINS_FILE.parent / "__pycache__"
+    assert not cache.exists()
+    bump_dask.load_pins()
+    assert not cache.exists() and sys.dont_write_bytecode is False
+
+
 def test_pythons_with_image_from_recorded_tags():
     pins = bump_dask.load_pins()
     tags = {t for page in PAGES for t in page["tags"]}

@@ -29,7 +29,12 @@ def load_pins():
     spec = importlib.util.spec_from_file_location("template_pins", PINS_FILE)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
+    # No bytecode cache inside the template: every bake after it would copy deploy/__pycache__ along.
+    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = saved
     return module
 
 

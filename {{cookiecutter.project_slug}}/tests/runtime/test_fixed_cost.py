@@ -179,7 +179,7 @@ def test_a_server_that_fails_to_start_is_reported_with_its_log_and_leaves_no_pid
     env.update(
         PREFECT_HOME=str(home),
         PREFECT_SERVER_API_PORT=str(api_port),
-        PREFECT_API_DATABASE_CONNECTION_URL=f"postgresql+asyncpg://user:pass@127.0.0.1:{db_port}/prefect",
+        PREFECT_API_DATABASE_CONNECTION_URL=f"postgresql+asyncpg://127.0.0.1:{db_port}/prefect",
     )
     cmd = [sys.executable, "-m", f"{PACKAGE}.runtime.prefect_api", "start"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
