@@ -12,7 +12,7 @@ DEMO_SLUG := batch-scoring
 BENCH_DIR := build/bench
 BENCH_ARGS ?=
 # Baked copies get a primary Poetry source derived from pip's configuration (see tools/index_url.py).
-BAKED_ENV = PATH="$(CURDIR)/$(BIN):$$PATH" POETRY_VIRTUALENVS_IN_PROJECT=true PYPI_MIRROR="$$($(BIN)/python tools/index_url.py)"
+BAKED_ENV = PATH="$(CURDIR)/$(BIN):$$PATH" POETRY_VIRTUALENVS_IN_PROJECT=true PYPI_MIRROR="$$($(CURDIR)/$(BIN)/python $(CURDIR)/tools/index_url.py)"
 PYTEST_WORKERS ?= 2
 
 .PHONY: help
