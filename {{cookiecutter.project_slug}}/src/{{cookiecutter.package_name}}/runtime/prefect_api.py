@@ -4,9 +4,10 @@ Without an API URL, Prefect starts a temporary server inside every command: seco
 line of work, and gone when the run ends, so the UI cannot show the run afterwards. ``make run`` (and
 ``make server``) start ``prefect server start`` once, detached, on ``PREFECT_SERVER_API_HOST`` /
 ``PREFECT_SERVER_API_PORT`` (Prefect's settings; 127.0.0.1:4200 by default), its output in
-``$PREFECT_HOME/server.log`` and its process in Prefect's pid file (``prefect server stop`` stops it too);
-the CLI uses it when it answers and falls back to the temporary server when it does not. An API you configured yourself
-(``PREFECT_API_URL``, a Prefect profile, Prefect Cloud) always wins. ``make server-stop`` stops it.
+``$PREFECT_HOME/server.log`` and its process in Prefect's pid file (``prefect server stop`` stops it
+too); the CLI uses it when it answers and falls back to the temporary server when it does not. An API
+you configured yourself (``PREFECT_API_URL``, a Prefect profile, Prefect Cloud) always wins.
+``make server-stop`` stops it.
 
     python -m {{ cookiecutter.package_name }}.runtime.prefect_api start | stop | status
 
