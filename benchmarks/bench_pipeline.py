@@ -244,11 +244,11 @@ class RssSampler:
                 if child.pid in self.before:
                     continue
                 with contextlib.suppress(psutil.Error):
-                    if "spawn_main" not in " ".join(child.cmdline()):  # not a worker (resource tracker)
-                        self.before.add(child.pid)
-                        continue
-                    rss = child.memory_info().rss
-                    self.peak[child.pid] = max(self.peak.get(child.pid, 0), rss)
+                    # Asked at every sample: a worker caught between fork and exec still shows this process's
+                    # command line, and ruling it out for good then left a run with no worker seen at all.
+                    if "spawn_main" in " ".join(child.cmdline()):  # a worker, not the resource tracker
+                        rss = child.memory_info().rss
+                        self.peak[child.pid] = max(self.peak.get(child.pid, 0), rss)
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RssSampler:
