@@ -6,13 +6,14 @@ gets an *action-level projection* of the policy documents the Pulumi program gen
 Resource "*", no Condition. The real documents are never changed; their resource and condition scoping is checked
 separately from the recorded calls (iam_scope.py).
 
-Three small patches make moto usable by the real clients, none of them touching authorisation:
+Small patches make moto usable by the real clients; the one that touches authorisation only renames actions:
 - every ENI moto creates for an awsvpc task gets an address of its own in 127.0.0.0/8 (moto invents 10.x addresses:
   never connect there); own addresses, as on Fargate, so that two schedulers (two rehearsals at once) each have
   their 8786;
 - that ENI gets a private DNS name (moto 5.2 leaves it unset and RunTask then fails);
 - ECS tasks keep the state the task runner gives them (moto otherwise advances it on every describe);
-- moto names a HeadBucket request s3:HeadBucket; AWS authorises it as s3:ListBucket, so it is checked as that;
+- S3 requests are checked as the IAM action AWS authorises for them (s3_actions.py: moto 5.2.6 names them by
+  operation, s3:HeadObject for s3:GetObject); a request with no mapping is denied and names itself;
 - a Fargate task definition may size only the task, not its containers (moto 5.2 adds up container memory).
 """
 
@@ -30,12 +31,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
+import s3_actions
 
 LOOPBACK = "127.0.0.1"
 ACCOUNT = "123456789012"  # moto's default account, also the one Pulumi's mocks answer with
 ECS_TASKS = "ecs-tasks.amazonaws.com"
-# moto's names for requests whose IAM action in AWS is another one.
-IAM_ACTION_OF = {"s3:HeadBucket": "s3:ListBucket"}
 SETUP_KEY = "AKIAREHEARSALSETUP00"  # pragma: allowlist secret - a moto-only access key id
 
 
@@ -51,6 +51,7 @@ class Call:
     data: Mapping[str, Any]
     resource: str  # what moto checked against ("*" for all but S3)
     denied: bool = False
+    unmapped: str = ""  # why the harness could not name its IAM action (the call is then denied)
 
     def params(self) -> dict[str, Any]:
         """The request parameters: JSON body (ECS, logs, secrets) or the query/form data (EC2, IAM, STS)."""
@@ -166,7 +167,11 @@ class MotoAws:
         log, principals = self.log, self.principals
 
         def recording_check(request: Any, resource: str) -> None:
-            request._action = IAM_ACTION_OF.get(request._action, request._action)
+            unmapped = ""
+            try:
+                request._action = s3_actions.iam_action(request._action, request._path)
+            except s3_actions.UnmappedS3Request as error:
+                unmapped = str(error)
             key = getattr(request._access_key, "_access_key_id", None) or getattr(
                 request._access_key, "access_key_id", ""
             )
@@ -179,8 +184,11 @@ class MotoAws:
                 request._body or b"",
                 request._data or {},
                 resource,
+                unmapped=unmapped,
             )
             try:
+                if unmapped:
+                    request._raise_access_denied()
                 original_check(request, resource)
             except Exception:
                 call.denied = True
