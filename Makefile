@@ -11,13 +11,13 @@ DEMO_DIR := build/demo
 DEMO_SLUG := batch-scoring
 BENCH_DIR := build/bench
 BENCH_ARGS ?=
-# Baked copies get a primary Poetry source derived from pip's configuration (see tools/index_url.py).
-BAKED_ENV = PATH="$(CURDIR)/$(BIN):$$PATH" POETRY_VIRTUALENVS_IN_PROJECT=true PYPI_MIRROR="$$($(CURDIR)/$(BIN)/python $(CURDIR)/tools/index_url.py)"
+# Baked copies install their shipped poetry.lock from Poetry's default source, as a user's machine does.
+BAKED_ENV = PATH="$(CURDIR)/$(BIN):$$PATH" POETRY_VIRTUALENVS_IN_PROJECT=true
 PYTEST_WORKERS ?= 2
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(BIN)/.installed: requirements-dev.txt
 	@echo "Creating the template's dev environment in $(VENV)..."
@@ -36,6 +36,19 @@ test: $(BIN)/.installed ## Run every template test, slow ones included (bakes, i
 .PHONY: test-fast
 test-fast: $(BIN)/.installed ## Run the fast template tests only
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow"
+
+.PHONY: matrix
+matrix: $(BIN)/.installed ## One bake of the pairwise answer matrix, checked whole: ROW=<n> (rows: python tools/answer_matrix.py --table)
+	@test -n "$(ROW)" || { echo "usage: make matrix ROW=<n>  (the rows: $(BIN)/python tools/answer_matrix.py --table)"; exit 2; }
+	$(BIN)/python -m pytest -m matrix -k "bake-$(ROW)]" tests/test_answer_matrix.py
+
+.PHONY: locks
+locks: $(BIN)/.installed ## Lock what is missing or stale in {{cookiecutter.project_slug}}/.locks (keeps every locked version it can)
+	$(BIN)/python tools/locks.py write
+
+.PHONY: locks-upgrade
+locks-upgrade: $(BIN)/.installed ## Re-resolve every shipped lock to the newest releases (then make test proves them)
+	$(BIN)/python tools/locks.py write --upgrade
 
 .PHONY: lint
 lint: $(BIN)/.installed ## Ruff on the template's own code (baked projects are linted by the tests)

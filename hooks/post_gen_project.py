@@ -22,6 +22,10 @@ PRUNE = {
     ("prefect_worker", "False"): ["infrastructure/infra/worker.py"],
 }
 YES, NO = ("true", "yes", "y", "1", "on"), ("false", "no", "n", "0", "off")
+# The poetry.lock files the template's CI proved, one per set of answers that changes pyproject.toml's
+# dependencies (tools/locks.py writes them; a test holds every other answer to not changing them).
+LOCKS_DIR = ".locks"
+LOCK_ANSWERS = ("dask_version", "python_version", "tracking")
 
 
 def answer(value: object) -> str:
@@ -39,13 +43,31 @@ def prune(root: Path, ctx: dict) -> list[str]:
             rel = rel.format(package=ctx["package_name"])
             target = root / rel
             if target.is_dir():
-                import shutil  # here: most bakes remove no directory, and the import costs the hook ~6 ms
+                import shutil
 
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
             removed.append(rel)
     return removed
+
+
+def lock_name(ctx: dict) -> str:
+    """The shipped lock of these answers: `.locks/<dask>-py<python>-<tracking>.lock`."""
+    return "{}-py{}-{}.lock".format(*(str(ctx[key]) for key in LOCK_ANSWERS))
+
+
+def install_lock(root: Path, ctx: dict) -> bool:
+    """Put the lock the template's CI proved for these answers in place as poetry.lock; drop the others."""
+    import shutil
+
+    locks = root / LOCKS_DIR
+    chosen = locks / lock_name(ctx)
+    found = chosen.is_file()
+    if found:
+        chosen.replace(root / "poetry.lock")
+    shutil.rmtree(locks, ignore_errors=True)
+    return found
 
 
 ABBREVIATIONS = {"gh:": "https://github.com/", "gl:": "https://gitlab.com/", "bb:": "https://bitbucket.org/"}
@@ -164,6 +186,12 @@ def main() -> int:
     root = Path.cwd()
     sys.dont_write_bytecode = True  # this hook runs files of the new project: it leaves no bytecode cache in it
     prune(root, ctx)
+    if not install_lock(root, ctx):
+        print(
+            f"WARNING: the template ships no lock for {lock_name(ctx)[:-5]}; `make lock` resolves one "
+            "(versions the template's CI has not tested)",
+            file=sys.stderr,
+        )
     write_worker_policy(root, ctx)
     write_cruft_state(root, ctx)
     if run_pin_guard(root, ctx["package_name"]) != 0:
@@ -176,7 +204,7 @@ def main() -> int:
         f"\nCreated {ctx['project_slug']} (python {ctx['python_version']}, dask {ctx['dask_version']}).\n"
         "Next steps:\n"
         f"  cd {ctx['project_slug']}\n"
-        "  make install     # Poetry env with the pinned versions\n"
+        "  make install     # Poetry env with the locked versions (poetry.lock, as the template's CI tested them)\n"
         "  make run         # the sample pipeline on a local Dask cluster\n"
         "  make test        # the project's own tests\n"
         "  make help        # everything else, including make deploy\n"

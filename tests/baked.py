@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -48,7 +49,8 @@ def project_files(root: Path) -> set[str]:
 
 
 @cache
-def _mirror() -> str:
+def mirror() -> str:
+    """The package index a corporate user would pass as `make install PYPI_MIRROR=...` (here: pip's own)."""
     return index_url()
 
 
@@ -72,7 +74,6 @@ class BakedProject:
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",  # poetry, ruff of the dev venv
             POETRY_VIRTUALENVS_IN_PROJECT="true",
             POETRY_NO_INTERACTION="1",
-            PYPI_MIRROR=_mirror(),
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             PREFECT_HOME=str(self.path.parent / f".prefect-home-{self.path.name}"),
             PREFECT_SERVER_API_PORT=str(self.prefect_port),
@@ -104,6 +105,28 @@ class BakedProject:
 
     def read(self, rel: str) -> str:
         return (self.path / rel).read_text()
+
+    def assert_installs_the_shipped_lock(self) -> None:
+        """The environment `make install` made holds exactly the versions of the template's lock for these answers:
+        Poetry finds nothing to change, and every installed distribution has the version the lock records."""
+        import locks  # tools/
+
+        shipped = tomllib.loads((locks.LOCKS / locks.HOOK.lock_name(self.context)).read_text())
+        locked = {p["name"]: p["version"] for p in shipped["package"]}
+        mine = {p["name"]: p["version"] for p in tomllib.loads(self.read("poetry.lock"))["package"]}
+        moved = {k: (locked.get(k), mine.get(k)) for k in set(mine) | set(locked) if mine.get(k) != locked.get(k)}
+        assert not moved, f"poetry.lock moved from the shipped lock (shipped, now): {moved}"
+        dry = self.run("poetry", "sync", "--dry-run", "--with", "dev,infra").stdout
+        assert re.search(r"Package operations: 0 installs, 0 updates, 0 removals", dry), dry[-3000:]
+        script = (
+            "import importlib.metadata as m, json, re; print(json.dumps("
+            "{re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(): d.version for d in m.distributions()}))"
+        )
+        installed = json.loads(self.run("poetry", "run", "python", "-c", script).stdout)
+        unlocked = set(installed) - set(locked) - {self.context["project_slug"], "pip", "setuptools", "wheel"}
+        assert not unlocked, f"installed but not in the lock: {sorted(unlocked)}"
+        differ = {k: (v, locked[k]) for k, v in installed.items() if k in locked and v != locked[k]}
+        assert not differ, f"installed version != locked version: {differ}"
 
     def processes(self) -> list[str]:
         """Command lines of processes still running this project's prefect, dask or python (Linux /proc)."""

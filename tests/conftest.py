@@ -10,9 +10,15 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Slow tests first. With `-n 2 --dist loadgroup` a free worker takes the next group in collection order, so
+    """The answer matrix only where a marker expression names it (make matrix, the answer-matrix workflow); then
+    slow tests first. With `-n 2 --dist loadgroup` a free worker takes the next group in collection order, so
     the long install-and-run tests start at once and the quick ones fill in at the end; a long test collected
     last (tests/test_second_model.py) otherwise started after most of the run and finished it alone."""
+    if "matrix" not in (config.getoption("markexpr") or ""):
+        matrix = [item for item in items if item.get_closest_marker("matrix")]
+        if matrix:
+            config.hook.pytest_deselected(items=matrix)
+            items[:] = [item for item in items if not item.get_closest_marker("matrix")]
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

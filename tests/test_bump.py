@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -122,6 +123,13 @@ def test_generated_bump_rewrites_every_pinned_place(cookies, tmp_path):
     assert '"distributed==2026.9.0"' in project.read("pyproject.toml")
     assert 'target-version = "py313"' in project.read("pyproject.toml")
     assert "Not verified" in proc.stdout
+    # The shipped poetry.lock still holds the old versions: the checker names it, and only it, until it is
+    # re-locked (`make bump-dask` runs `poetry lock`: test_generated_make_bump_relocks_and_checks).
+    check = subprocess.run([sys.executable, str(checker)], capture_output=True, text=True)
+    problems = [line for line in (check.stdout + check.stderr).splitlines() if re.match(r"\s*\S+:\d+: ", line)]
+    assert check.returncode != 0 and problems, check.stdout + check.stderr
+    assert all(line.strip().startswith("poetry.lock:") for line in problems), problems
+    (project.path / "poetry.lock").unlink()
     check = subprocess.run([sys.executable, str(checker)], capture_output=True, text=True)
     assert check.returncode == 0 and "python 3.13 and dask 2026.9.0 agree" in check.stdout
 

@@ -137,7 +137,12 @@ def test_one_pin_per_action_across_the_template_and_generated_workflows():
         "aws-actions/configure-aws-credentials",
         "pulumi/actions",
     }
-    assert all(p.file.name == "ci.yml" for p in pins) and len({p.file for p in pins}) == 2
+    assert {p.file.relative_to(TEMPLATE).as_posix() for p in pins} == {
+        ".github/workflows/ci.yml",
+        ".github/workflows/answer-matrix.yml",
+        ".github/workflows/locks.yml",
+        "{{cookiecutter.project_slug}}/.github/workflows/ci.yml",
+    }
 
 
 def test_the_linters_catch_what_the_workflows_avoid(tmp_path):

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {error}; nothing changed", file=sys.stderr)
         return 1
     print(f"cookiecutter.json: dask {args.release} (python {', '.join(pythons)}) added and made the default.")
-    print("Next: make test (bakes every supported pair), then commit cookiecutter.json.")
+    print("Next: make locks (a lock for each new answer set), make test (bakes every supported pair), then commit.")
     return 0
 
 

@@ -1,8 +1,8 @@
 """Print the package index address for Poetry, derived from the installer's own configuration.
 
-Poetry on some machines cannot read per-version metadata from its built-in default source;
-declaring pip's configured (or default) simple index as the primary source fixes that. The
-address is read at run time so no registry host is written into any file.
+A bake installs its shipped poetry.lock from Poetry's default source. Users whose machines cannot read it pass
+their own index as `make install PYPI_MIRROR=...`; the template's tests prove that path with pip's configured (or
+default) simple index, read at run time so that no registry host is written into any file.
 """
 
 import os

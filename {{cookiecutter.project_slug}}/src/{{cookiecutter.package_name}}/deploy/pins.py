@@ -170,7 +170,7 @@ def read_python_version(root: Path, report: Report) -> None:
 def read_lock(root: Path, report: Report) -> None:
     path = root / "poetry.lock"
     if not path.exists():
-        return  # optional until the first `poetry lock`
+        return  # a bake ships one; without it `make install` stops before anything else could disagree
     section, name = "", None
     for no, text in _lines(path):
         stripped = text.strip()
@@ -186,7 +186,7 @@ def read_lock(root: Path, report: Report) -> None:
                 report.claim("poetry.lock", no, "python", f"{s['major']}.{s['minor']}")
             else:
                 report.problem(
-                    "poetry.lock", no, f"locked for python {spec!r}; run `poetry lock` after fixing requires-python"
+                    "poetry.lock", no, f"locked for python {spec!r}; run `make lock` after fixing requires-python"
                 )
 
 
@@ -283,7 +283,7 @@ def pythons_with_image(dask: str, tags: set[str]) -> list[str]:
 def bump(root: Path, dask: str | None = None, python: str | None = None) -> list[str]:
     """Rewrite every pinned place to the new versions; return `file:line` of each changed line.
 
-    poetry.lock is not edited by hand: `make bump-dask` runs `poetry lock` afterwards.
+    poetry.lock is not edited by hand: `make bump-dask` runs `poetry lock` afterwards (keeping every other version).
     """
     if dask is not None and not DASK_VERSION_RE.match(dask):
         raise ValueError(f"dask version {dask!r} is not a release like 2026.7.1")
