@@ -5,29 +5,20 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
+from pathlib import Path
 
 import pytest
+from answer_matrix import CI_BAKES
 from cookiecutter.main import cookiecutter
 
-from tests.baked import TEMPLATE, BakedProject, bake
+from tests.baked import TEMPLATE, BakedProject, bake, mirror
 
 pytestmark = pytest.mark.slow
 
-# The answers the cloud rehearsal is also run with (issue: code from git, Python 3.11, no Spot, 4-vCPU workers, 20 max).
-NON_DEFAULT = {
-    "project_name": "Churn Model",
-    "python_version": "3.11",
-    "aws_region": "eu-west-1",
-    "vpc_cidr": "172.20.0.0/20",
-    "dask_access_cidr": "203.0.113.0/24",
-    "nat_strategy": "per-az",
-    "use_fargate_spot": False,
-    "worker_vcpus": "4",
-    "max_workers": "20",
-    "log_retention_days": "90",
-    "ci": "none",
-    "code_source": "git",
-}
+# The bakes installed and run whole here: between them every value of every answer (tools/answer_matrix.py).
+NON_DEFAULT = CI_BAKES["non-default"]
+MLFLOW = CI_BAKES["mlflow"]
 # What the "older" template revision lacks; the update must bring it in.
 ADDED_LATER = "{{cookiecutter.project_slug}}/tests/deploy/test_pins.py"
 
@@ -93,6 +84,11 @@ HOSTILE_ENV = {
 
 
 @pytest.mark.xdist_group("installed")
+def test_default_project_installs_the_shipped_lock_unchanged(installed_project: BakedProject):
+    installed_project.assert_installs_the_shipped_lock()
+
+
+@pytest.mark.xdist_group("installed")
 def test_default_project_passes_its_own_checks(installed_project: BakedProject):
     installed_project.make("check-pins")
     installed_project.make("lint")
@@ -133,14 +129,17 @@ def test_default_project_runs_its_sample_pipeline(installed_project: BakedProjec
 
 
 @pytest.mark.xdist_group("mlflow")
-def test_mlflow_project_tracks_its_runs_and_passes_its_own_checks(cookies):
-    """tracking = mlflow: the project installs the MLflow client, passes its own lint and tests (its tracking
-    test reads a run back through MLflow's API) and `make run` records a run in the local store."""
-    project = bake(cookies, tracking="mlflow", python_version="3.13")  # the newest Python gets an installed bake too
+def test_mlflow_project_without_the_worker_service_passes_its_suite_runs_and_rehearses(cookies, tmp_path):
+    """tracking = mlflow, prefect_worker = no, Python 3.13, 2-vCPU workers (CI_BAKES["mlflow"]): the shipped lock
+    installs unchanged; the project's own lint and whole suite pass (its tracking test reads a run back through
+    MLflow's API); `make run` records a run in the local store; and the cloud rehearsal runs the flow against a real
+    MLflow tracking server on loopback, artifacts in the emulated S3, with the user's own worker (the README's
+    policy) instead of the stack's worker service."""
+    project = bake(cookies, **MLFLOW)
     project.make("install")
+    project.assert_installs_the_shipped_lock()
     project.make("lint")
-    # The injected-fault tests (marked slow) do not depend on this answer; the default project runs them.
-    tests = project.make("test", PYTEST_ADDOPTS="-m 'not slow'", timeout=2400)
+    tests = project.make("test", timeout=2400)
     assert " passed" in tests.stdout and " failed" not in tests.stdout.splitlines()[-1]
     assert re.search(r"tests/runtime/test_tracking\.py \.+", tests.stdout), tests.stdout[-3000:]
     with project.prefect_server():
@@ -152,6 +151,25 @@ def test_mlflow_project_tracks_its_runs_and_passes_its_own_checks(cookies):
         "print(len(runs), runs['tags.decision'].iloc[0], runs['tags.mlflow_model_uri'].iloc[0].startswith('models:/'))"
     )
     assert project.run("poetry", "run", "python", "-c", read).stdout.split() == ["1", "promoted", "True"]
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("make rehearse-cloud runs each ECS task as the image's uid in a mount namespace: needs root")
+    report_file = tmp_path / "cloud-rehearsal.json"
+    negative = "-k 'not removing_a_needed_action'"  # the default project's run proves enforcement once
+    proc = project.make(
+        "rehearse-cloud", timeout=2400, check=False, REHEARSAL_REPORT=str(report_file), PYTEST_ADDOPTS=negative
+    )
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert proc.returncode == 0 and " passed" in summary and "failed" not in summary, (
+        proc.stdout[-6000:] + proc.stderr[-3000:]
+    )
+    report = json.loads(report_file.read_text())
+    assert report["state"] == "Completed" and report["scope_problems"] == [], report
+    assert not [call for call in report["calls"] if call[2] == "denied"]
+    tracking = report["tracking"]  # read back from the MLflow server through its client
+    assert tracking["status"] == "FINISHED" and tracking["tags"]["decision"] == "promoted", tracking
+    assert tracking["artifact_uri"].startswith("s3://") and "MLmodel" in tracking["model_artifacts"], tracking
+    if Path("/proc/self/cmdline").exists():
+        assert project.processes() == []
 
 
 @pytest.mark.xdist_group("non-default")
@@ -169,7 +187,9 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
     assert not (project.path / "tests" / "deploy" / "test_pins.py").exists()
     assert project.read(".python-version").strip() == "3.11"
 
-    project.make("install")
+    # Through a package index of the user's (corporate mirrors): recorded in poetry.lock, every version kept.
+    project.make("install", PYPI_MIRROR=mirror())
+    project.assert_installs_the_shipped_lock()
     git(project.path, "init", "-q", "-b", "main")
     (project.path / "src" / "churn_model" / "features.py").write_text('"""Our own code: kept by updates."""\n')
     git(project.path, "add", "-A")
@@ -183,9 +203,9 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
 
     project.make("check-pins")
     project.make("lint")
-    # The injected-fault tests (marked slow) do not depend on the answers; the default project runs them.
-    proc = project.make("test", PYTEST_ADDOPTS="-m 'not slow'")
-    assert " passed" in proc.stdout and " failed" not in proc.stdout
+    # The whole suite, as `make test` runs it: Python 3.11 and code_source=git are proven by no other bake.
+    proc = project.make("test", timeout=2400)
+    assert " passed" in proc.stdout and " failed" not in proc.stdout.splitlines()[-1]
     assert "test_pins.py" in project.run("poetry", "run", "pytest", "--collect-only", "-q").stdout
 
     # The git code path on the AWS path: the project committed to a bare repository, cloned by the pull steps in the
@@ -206,6 +226,23 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
         assert "rehearsal PASSED: flow run Completed" in out, out[-4000:]
         assert re.search(r"code from git: file://\S+/project\.git \(branch main\)", out)
         assert "project code from" in out  # the flow run sent the clone's package to the Dask worker
+
+    # A dependency added by the user: `make install` refuses the stale lock, `make lock` resolves only what changed
+    # (through the mirror recorded above) and every other locked version stays.
+    before = locked_versions(project)
+    pyproject = project.path / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('    "s3fs>=2024.6",\n', '    "s3fs>=2024.6",\n    "tabulate>=0.9",\n')
+    )
+    assert "make lock" in project.make("install", check=False).stdout
+    project.make("lock")
+    after = locked_versions(project)
+    assert "tabulate" in after and {k: v for k, v in after.items() if k != "tabulate"} == before
+    project.make("install")
+
+
+def locked_versions(project: BakedProject) -> dict[str, str]:
+    return {p["name"]: p["version"] for p in tomllib.loads(project.read("poetry.lock"))["package"]}
 
 
 def revision_before_layout() -> str:

@@ -97,20 +97,3 @@ def test_make_install_refuses_a_lock_that_no_longer_matches_and_installs_nothing
     (project.path / "poetry.lock").unlink()
     proc = project.make("install", check=False)
     assert proc.returncode != 0 and "poetry.lock is missing: git checkout poetry.lock restores it" in proc.stdout
-
-
-def test_make_update_deps_moves_versions_then_runs_every_check(cookies, tmp_path):
-    """The one target that moves versions on purpose: `poetry update` of the named packages, then the checks."""
-    project = bake(cookies)
-    calls = tmp_path / "poetry-calls"
-    fake = tmp_path / "fake-poetry"  # records each call; the real `poetry update` needs the network
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
-    fake.chmod(0o755)
-    proc = project.make("update-deps", "PACKAGES=pandas pyarrow", f"POETRY={fake}")
-    assert "Updated and checked" in proc.stdout
-    assert calls.read_text().splitlines() == [
-        "update --with dev,infra pandas pyarrow",
-        "run ruff check .",
-        "run ruff format --check .",
-        "run pytest",
-    ]

@@ -11,6 +11,14 @@
    FargateCluster with the project's arguments; every task moto reports as started runs as a local process
    (ecs_tasks.py); the flow scores data in moto's S3 on that cluster and must reach Completed;
 6. every started task is stopped, pass or fail; the calls are returned for the scoping check (iam_scope.py).
+{%- if cookiecutter.tracking == "mlflow" %}
+
+With tracking = mlflow, a real MLflow tracking server (`mlflow server`, SQLite store in the work dir) stands for
+the user's: its URI reaches the flow run through the job template's environment as `make deploy` passes it
+(deploy/work_pool.py, TRACKING_ENV). The flow run's MLflow client writes the artifacts straight to the project
+bucket's tracking prefix with the flow-run role's credentials (the server never touches S3: --no-serve-artifacts),
+and after the run the rehearsal reads the run back through MLflow's client and lists its artifacts in moto's S3.
+{%- endif %}
 """
 
 from __future__ import annotations
@@ -23,10 +31,16 @@ import subprocess
 import sys
 import tempfile
 import time
+{%- if cookiecutter.tracking == "mlflow" %}
+import urllib.parse
+{%- endif %}
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+{%- if cookiecutter.tracking == "mlflow" %}
+from unittest import mock
+{%- endif %}
 
 import iam_scope
 from aws_emulation import ACCOUNT, ECS_TASKS, LOOPBACK, Call, MotoAws, put_role
@@ -49,6 +63,9 @@ SAMPLE_ENV = {
     "PIPELINE_SAMPLE_TRAIN_FILES": "2",
     "PIPELINE_SAMPLE_SCORE_ROWS": "40000",
     "PIPELINE_SAMPLE_SCORE_FILES": "4",
+{%- if cookiecutter.tracking == "mlflow" %}
+    "MLFLOW_DISABLE_TELEMETRY": "true",  # MLflow's usage reports go to the internet: loopback only here
+{%- endif %}
 }
 
 
@@ -69,6 +86,9 @@ class Result:
     seconds: float = 0.0
     region: str = ""
     workdir: Path | None = None  # task logs and the image's stand-in files; the caller removes it
+{%- if cookiecutter.tracking == "mlflow" %}
+    tracking: dict[str, Any] = field(default_factory=dict)  # the training run as MLflow and S3 hold it
+{%- endif %}
 
     def scope(self, policies: dict[str, list[str]] | None = None) -> tuple[list, list[str]]:
         """The scoping check of this run's calls (iam_scope.py) against `policies` (default: the generated ones)."""
@@ -132,6 +152,9 @@ def report(result: Result) -> dict[str, Any]:
         "task_definitions": registered,
         "violations": result.violations,
         "secrets_seen": result.secrets_seen,
+{%- if cookiecutter.tracking == "mlflow" %}
+        "tracking": result.tracking,
+{%- endif %}
     }
 
 
@@ -242,12 +265,12 @@ class Processes:
     def __init__(self, workdir: Path, env: dict[str, str]):
         self.workdir, self.env, self.started = workdir, env, []
 
-    def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
+    def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         out = (self.workdir / f"{name}.log").open("w")
         proc = subprocess.Popen(
             cmd,
             cwd=PROJECT_DIR,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,  # noqa: S603
             start_new_session=True,
@@ -344,6 +367,9 @@ def rehearse(
     runner = None
     state = "not started"
     policies: dict[str, list[str]] = {}
+{%- if cookiecutter.tracking == "mlflow" %}
+    tracking: dict[str, Any] = {}
+{%- endif %}
     try:
         say(log, f"moto on {aws.endpoint}; creating what the Pulumi program declares (stack {STACK!r})")
         outputs = build_aws(aws, s, edit_policy)
@@ -363,7 +389,15 @@ def rehearse(
         )
         wait_for("Prefect server", lambda: http_ok(f"{api_url}/health"), 180, lambda: _alive(processes))
         say(log, f"Prefect server on {api_url}")
+{%- if cookiecutter.tracking == "mlflow" %}
+        tracking_env = start_tracking_server(processes, workdir, outputs)
+        say(log, f"MLflow tracking server on {tracking_env[work_pool.TRACKING_ENV[0]]}")
+        # `make deploy` passes the tracking server from its own environment into the job template's.
+        with mock.patch.dict(os.environ, tracking_env):
+            template = work_pool.work_pool_job_template(outputs, image, env=SAMPLE_ENV)
+{%- else %}
         template = work_pool.work_pool_job_template(outputs, image, env=SAMPLE_ENV)
+{%- endif %}
         template_file = workdir / "job-template.json"
         template_file.write_text(json.dumps(template))
         pool = outputs["work_pool_name"]
@@ -409,6 +443,11 @@ def rehearse(
             ),
             90,
         )
+{%- if cookiecutter.tracking == "mlflow" %}
+        if state == "Completed":  # read back while the server and moto are up
+            tracking = read_tracking(aws, tracking_env)
+            say(log, f"MLflow run {tracking['run_id']}: decision {tracking['tags'].get('decision')!r}")
+{%- endif %}
     finally:
         if runner is not None:
             runner.stop_all()
@@ -430,9 +469,14 @@ def rehearse(
         time.monotonic() - t0,
         aws.region,
         workdir,
+{%- if cookiecutter.tracking == "mlflow" %}
+        tracking,
+{%- endif %}
     )
     if denied:
-        first = denied[0]
+        first = next((call for call in denied if call.unmapped), denied[0])
+        if first.unmapped:
+            raise RehearsalError(f"{first.unmapped} (called by {first.principal})")
         raise RehearsalError(f"AWS denied {first.action} to role {first.principal} ({len(denied)} denied call(s))")
     if runner and runner.errors:
         raise RehearsalError("; ".join(runner.errors))
@@ -451,6 +495,92 @@ def code_repository(workdir: Path, image_facts) -> dict[str, str]:
     for path in [workdir / "project.git", *(workdir / "project.git").rglob("*")]:
         os.chown(path, image_facts.uid, image_facts.gid)
     return {"PIPELINE_GIT_REPOSITORY": url, "PIPELINE_GIT_BRANCH": "main", "PIPELINE_GIT_TOKEN_BLOCK": ""}  # public
+{%- endif %}
+
+
+{%- if cookiecutter.tracking == "mlflow" %}
+
+
+def start_tracking_server(processes: Processes, workdir: Path, outputs: dict[str, Any]) -> dict[str, str]:
+    """A real MLflow tracking server on loopback, as the user runs one: runs in a SQLite file of the work dir, new
+    experiments' artifacts under the bucket's tracking prefix. It serves no artifacts: clients write them to S3
+    themselves, so the flow run does with its own role (README: the one prefix the flow-run role writes them to).
+    Returns the deploy environment naming it (work_pool.TRACKING_ENV)."""
+    from infra import identity
+
+    from {{ cookiecutter.package_name }}.runtime import tracking
+
+    port = free_port()
+    uri = f"http://{LOOPBACK}:{port}"
+    store = workdir / "mlflow"
+    store.mkdir()
+    processes.start(
+        "mlflow-server",
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{store / 'mlflow.db'}",
+            "--default-artifact-root",
+            f"s3://{outputs['bucket_name']}/{identity.TRACKING_PREFIX}",
+            "--no-serve-artifacts",
+        ],
+        env={"MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
+    wait_for("MLflow tracking server", lambda: http_ok(f"{uri}/health"), 180, lambda: _alive(processes))
+    return {tracking.ENV_URI: uri, tracking.ENV_EXPERIMENT: f"{tracking.PROJECT}-{STACK}"}
+
+
+def read_tracking(aws: MotoAws, tracking_env: dict[str, str]) -> dict[str, Any]:
+    """The flow run's training run, read back through MLflow's client, and the S3 keys of its artifacts and logged
+    model as moto holds them (listed with the harness's credentials)."""
+    from mlflow.tracking import MlflowClient
+
+    from {{ cookiecutter.package_name }}.runtime import tracking
+
+    with mock.patch.dict(os.environ, {"MLFLOW_DISABLE_TELEMETRY": "true"}):
+        client = MlflowClient(tracking_uri=tracking_env[tracking.ENV_URI])
+        experiment = client.get_experiment_by_name(tracking_env[tracking.ENV_EXPERIMENT])
+        if experiment is None:
+            raise RehearsalError(f"MLflow has no experiment {tracking_env[tracking.ENV_EXPERIMENT]!r}")
+        runs = client.search_runs([experiment.experiment_id])
+        if len(runs) != 1:
+            raise RehearsalError(f"MLflow holds {len(runs)} run(s) in {experiment.name!r}, not the one training run")
+        [run] = runs
+        model_uri = run.data.tags.get("mlflow_model_uri", "")
+        model = client.get_logged_model(model_uri.removeprefix("models:/")) if model_uri else None
+    return {
+        "tracking_uri": tracking_env[tracking.ENV_URI],
+        "experiment": experiment.name,
+        "experiment_artifact_location": experiment.artifact_location,
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "status": run.info.status,
+        "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
+        "params": run.data.params,
+        "metrics": run.data.metrics,
+        "artifact_uri": run.info.artifact_uri,
+        "artifacts": _s3_keys(aws, run.info.artifact_uri),
+        "model_uri": model_uri,
+        "model_artifact_location": model.artifact_location if model else "",
+        "model_artifacts": _s3_keys(aws, model.artifact_location) if model else [],
+    }
+
+
+def _s3_keys(aws: MotoAws, url: str) -> list[str]:
+    """The object keys under an s3:// URL, relative to it (empty for any other URL: nothing in the bucket)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "s3":
+        return []
+    prefix = parts.path.strip("/") + "/"
+    pages = aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=parts.netloc, Prefix=prefix)
+    return sorted(obj["Key"][len(prefix) :] for page in pages for obj in page.get("Contents", []))
 {%- endif %}
 
 
@@ -480,12 +610,20 @@ def _start_worker(aws: MotoAws, s, outputs, worker_role: str, service: bool, ima
             )
         )
     else:
+        from infra import identity
+
+        # prefect-aws's task observer looks up its SQS queue by name at start: the stack's name, the one queue the
+        # README's policy lets the worker look up (make worker-aws sets it), not prefect-aws's shared default.
+        queue = identity.event_queue_name(outputs["work_pool_name"].removesuffix("-ecs"))
         containers = [
             {
                 "name": "prefect-worker",
                 "image": image,
                 "command": ["prefect", "worker", "start", "--pool", outputs["work_pool_name"], "--type", "ecs"],
-                "environment": [{"name": "PREFECT_API_URL", "value": api_url}],
+                "environment": [
+                    {"name": "PREFECT_API_URL", "value": api_url},
+                    {"name": "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME", "value": queue},
+                ],
                 "secrets": [{"name": "PREFECT_API_KEY", "valueFrom": outputs["prefect_api_key_secret_arn"]}],
             }
         ]

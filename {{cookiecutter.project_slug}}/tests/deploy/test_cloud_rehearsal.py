@@ -124,6 +124,31 @@ def test_removing_a_needed_action_fails_the_rehearsal_naming_it():
         shutil.rmtree(workdir, ignore_errors=True)
     assert "-flow-run" in str(failure.value)
     print(f"cloud rehearsal without ecs:ListAccountSettings: {failure.value}")
+{%- if cookiecutter.tracking == "mlflow" %}
+
+
+def test_the_training_run_is_in_mlflow_and_its_artifacts_in_the_bucket_written_by_the_flow_run_role(rehearsal):
+    """tracking = mlflow: the tracking server named at deploy time reached the flow-run task through the job
+    template's environment; the run it recorded, read back through MLflow's client, is the pipeline's first training
+    run (promoted, with its holdout metrics), and its artifacts and logged model are objects under the bucket's
+    tracking prefix, put there by the flow-run role (the server serves no artifacts) and by no Dask task."""
+    tracking = rehearsal.tracking
+    assert tracking, "\n".join(rehearsal.log) + task_logs(rehearsal)
+    [flow_run] = [t for t in rehearsal.tasks if t.family == rehearsal.outputs["flow_run_family"]]
+    assert {"PIPELINE_MLFLOW_TRACKING_URI", "PIPELINE_MLFLOW_EXPERIMENT"} <= set(flow_run.env_names)
+    assert tracking["status"] == "FINISHED"
+    assert tracking["tags"]["decision"] == "promoted"  # the first model of a new stack becomes the champion
+    assert tracking["tags"]["pipeline_run_id"] == tracking["run_name"]
+    assert 0.85 <= tracking["metrics"]["roc_auc"] <= 1, tracking["metrics"]  # the quality gate it passed
+    prefix = f"s3://{rehearsal.outputs['bucket_name']}/pipeline/mlflow/"
+    assert tracking["artifact_uri"].startswith(prefix) and tracking["model_artifact_location"].startswith(prefix)
+    assert {"comparison.json", "drift_reference.json"} <= set(tracking["artifacts"]), tracking["artifacts"]
+    assert {"MLmodel", "python_model.pkl", "artifacts/model.pkl"} <= set(tracking["model_artifacts"]), tracking
+    bucket = f"arn:aws:s3:::{rehearsal.outputs['bucket_name']}/pipeline/mlflow/"
+    allowed, _ = rehearsal.scope()
+    writers = {r.principal for r, _ in allowed if r.action == "s3:PutObject" and r.resource.startswith(bucket)}
+    assert writers == {next(name for name in rehearsal.policies if name.endswith("-flow-run"))}, writers
+{%- endif %}
 {%- if cookiecutter.code_source == "git" %}
 
 

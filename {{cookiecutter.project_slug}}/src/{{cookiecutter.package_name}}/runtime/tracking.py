@@ -31,8 +31,10 @@ MLflow 3's plain-directory store (``./mlruns``) is in maintenance mode and refus
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ PROJECT = {{ cookiecutter.project_slug | tojson }}
 ENV_URI = "PIPELINE_MLFLOW_TRACKING_URI"
 ENV_EXPERIMENT = "PIPELINE_MLFLOW_EXPERIMENT"
 ENV_ARTIFACTS = "PIPELINE_MLFLOW_ARTIFACT_URL"
+ENV_S3_ENDPOINT = "MLFLOW_S3_ENDPOINT_URL"  # MLflow's own S3 client reads its endpoint from here only
 MODEL_NAME = "model"
 
 
@@ -98,13 +101,26 @@ def configure(settings: Settings) -> TrackingSettings:
     import mlflow
 
     ts = TrackingSettings.from_env(settings)
-    if settings.s3_endpoint_url:  # an S3-compatible store (MinIO, moto): MLflow's own S3 client goes there too
-        os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", settings.s3_endpoint_url)
     mlflow.set_tracking_uri(ts.tracking_uri)
     if mlflow.get_experiment_by_name(ts.experiment) is None:
         mlflow.create_experiment(ts.experiment, artifact_location=ts.artifact_url)
     mlflow.set_experiment(ts.experiment)
     return ts
+
+
+@contextlib.contextmanager
+def _s3_endpoint(settings: Settings) -> Iterator[None]:
+    """Artifacts go to the data's S3-compatible store (MinIO, moto) when it has an endpoint: MLflow's S3 client
+    is pointed there for this logging only (unless MLFLOW_S3_ENDPOINT_URL is set), and the environment is put back,
+    so a later run in the same process with another store does not inherit this one."""
+    if not settings.s3_endpoint_url or os.environ.get(ENV_S3_ENDPOINT):
+        yield
+        return
+    os.environ[ENV_S3_ENDPOINT] = settings.s3_endpoint_url
+    try:
+        yield
+    finally:
+        os.environ.pop(ENV_S3_ENDPOINT, None)
 
 
 def log_training(
@@ -127,7 +143,7 @@ def log_training(
     gate = user_model.QUALITY_GATE
     so = settings.storage_options
     champion = comparison.get("champion") or {}
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=run_id) as run:
+    with _s3_endpoint(settings), tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=run_id) as run:
         mlflow.set_tags(
             {
                 "pipeline_run_id": run_id,
