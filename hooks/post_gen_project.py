@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,8 +44,6 @@ def prune(root: Path, ctx: dict) -> list[str]:
             rel = rel.format(package=ctx["package_name"])
             target = root / rel
             if target.is_dir():
-                import shutil
-
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
@@ -59,8 +58,6 @@ def lock_name(ctx: dict) -> str:
 
 def install_lock(root: Path, ctx: dict) -> bool:
     """Put the lock the template's CI proved for these answers in place as poetry.lock; drop the others."""
-    import shutil
-
     locks = root / LOCKS_DIR
     chosen = locks / lock_name(ctx)
     found = chosen.is_file()
