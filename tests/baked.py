@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 import sys
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -111,9 +110,8 @@ class BakedProject:
         Poetry finds nothing to change, and every installed distribution has the version the lock records."""
         import locks  # tools/
 
-        shipped = tomllib.loads((locks.LOCKS / locks.HOOK.lock_name(self.context)).read_text())
-        locked = {p["name"]: p["version"] for p in shipped["package"]}
-        mine = {p["name"]: p["version"] for p in tomllib.loads(self.read("poetry.lock"))["package"]}
+        locked = locks.versions(locks.LOCKS / locks.HOOK.lock_name(self.context))
+        mine = locks.versions(self.path / "poetry.lock")
         moved = {k: (locked.get(k), mine.get(k)) for k in set(mine) | set(locked) if mine.get(k) != locked.get(k)}
         assert not moved, f"poetry.lock moved from the shipped lock (shipped, now): {moved}"
         dry = self.run("poetry", "sync", "--dry-run", "--with", "dev,infra").stdout

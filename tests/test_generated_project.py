@@ -5,9 +5,9 @@ import os
 import re
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
+import locks
 import pytest
 from answer_matrix import CI_BAKES
 from cookiecutter.main import cookiecutter
@@ -229,20 +229,16 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
 
     # A dependency added by the user: `make install` refuses the stale lock, `make lock` resolves only what changed
     # (through the mirror recorded above) and every other locked version stays.
-    before = locked_versions(project)
+    before = locks.versions(project.path / "poetry.lock")
     pyproject = project.path / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace('    "s3fs>=2024.6",\n', '    "s3fs>=2024.6",\n    "tabulate>=0.9",\n')
     )
     assert "make lock" in project.make("install", check=False).stdout
     project.make("lock")
-    after = locked_versions(project)
+    after = locks.versions(project.path / "poetry.lock")
     assert "tabulate" in after and {k: v for k, v in after.items() if k != "tabulate"} == before
     project.make("install")
-
-
-def locked_versions(project: BakedProject) -> dict[str, str]:
-    return {p["name"]: p["version"] for p in tomllib.loads(project.read("poetry.lock"))["package"]}
 
 
 def revision_before_layout() -> str:

@@ -9,7 +9,6 @@ from pathlib import Path
 import answer_matrix  # tools/, on sys.path through tests.baked
 import locks
 import pytest
-from poetry.packages.locker import Locker
 
 from tests.baked import TEMPLATE, bake
 
@@ -17,8 +16,7 @@ LOCK_FILES = sorted(locks.LOCKS.glob("*.lock"))
 
 
 def fresh(project_path: Path) -> bool:
-    pyproject = tomllib.loads((project_path / "pyproject.toml").read_text())
-    return Locker(project_path / "poetry.lock", pyproject).is_fresh()
+    return locks.is_fresh(project_path, project_path / "poetry.lock")
 
 
 def test_every_offered_answer_set_has_a_fresh_lock_and_no_other_lock_is_shipped(tmp_path):

@@ -22,8 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+
+import answer_matrix  # tools/, beside this file
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 CONTEXT = json.loads((TEMPLATE / "cookiecutter.json").read_text())
@@ -43,12 +46,8 @@ LOCKS = PROJECT / HOOK.LOCKS_DIR
 
 def combinations() -> list[dict[str, str]]:
     """Every answer set the template offers that changes pyproject.toml's dependencies (HOOK.LOCK_ANSWERS)."""
-    values = {
-        "dask_version": list(CONTEXT["_dask_images"]),
-        "python_version": CONTEXT["python_version"],
-        "tracking": CONTEXT["tracking"],
-    }
-    assert set(values) == set(HOOK.LOCK_ANSWERS), "tools/locks.py and the hook's LOCK_ANSWERS disagree"
+    dims = answer_matrix.dimensions()
+    values = {name: dims[name] for name in HOOK.LOCK_ANSWERS}
     out = []
     for combo in itertools.product(*(values[k] for k in HOOK.LOCK_ANSWERS)):
         answers = dict(zip(HOOK.LOCK_ANSWERS, combo, strict=True))
@@ -68,8 +67,6 @@ def bake(answers: dict[str, str], out: Path) -> Path:
 
 def is_fresh(project: Path, lock: Path) -> bool:
     """Poetry's own test: the lock's content-hash is that of the project's dependency declarations."""
-    import tomllib
-
     from poetry.packages.locker import Locker
 
     return Locker(lock, tomllib.loads((project / "pyproject.toml").read_text())).is_fresh()
@@ -102,9 +99,9 @@ def write_one(answers: dict[str, str], upgrade: bool, work: Path) -> str:
     if "[package.source]" in text:
         raise RuntimeError(f"{name}: the lock names a package source; lock against Poetry's default source only")
     LOCKS.mkdir(exist_ok=True)
-    before = _versions(shipped) if shipped.exists() else None
+    before = versions(shipped) if shipped.exists() else None
     shipped.write_text(text)
-    after = _versions(shipped)
+    after = versions(shipped)
     took = f"locked in {time.monotonic() - t0:.0f} s"
     if before is None:
         return f"{name}: new, {len(after)} packages, {took}"
@@ -115,9 +112,8 @@ def write_one(answers: dict[str, str], upgrade: bool, work: Path) -> str:
     return f"{name}: {took}; {len(moved)} moved{': ' + summary if moved else ''}{more}"
 
 
-def _versions(lock: Path) -> dict[str, str]:
-    import tomllib
-
+def versions(lock: Path) -> dict[str, str]:
+    """Package -> locked version."""
     return {p["name"]: p["version"] for p in tomllib.loads(lock.read_text())["package"]}
 
 
