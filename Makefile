@@ -51,9 +51,14 @@ locks-upgrade: $(BIN)/.installed ## Re-resolve every shipped lock to the newest 
 	$(BIN)/python tools/locks.py write --upgrade
 
 .PHONY: lint
-lint: $(BIN)/.installed ## Ruff on the template's own code (baked projects are linted by the tests)
-	$(BIN)/ruff check hooks tests tools benchmarks local_extensions.py
-	$(BIN)/ruff format --check hooks tests tools benchmarks local_extensions.py
+lint: $(BIN)/.installed ## Ruff on the template's own code and the runtime (baked projects are linted by the tests)
+	$(BIN)/ruff check hooks tests tools benchmarks local_extensions.py runtime
+	$(BIN)/ruff format --check hooks tests tools benchmarks local_extensions.py runtime
+
+.PHONY: runtime
+runtime: $(BIN)/.installed ## After changing runtime/: rebuild the vendored ml-workflows wheel, then re-lock (its hash)
+	$(BIN)/python tools/runtime_wheel.py build
+	$(BIN)/python tools/locks.py write
 
 .PHONY: bump-dask
 bump-dask: $(BIN)/.installed ## Add a Dask release to the supported table: VERSION=... (PYTHONS=3.11,3.12 | CHECK_REGISTRY=1)

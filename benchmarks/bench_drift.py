@@ -1,11 +1,11 @@
 """What the drift report costs at scoring: the same files scored with and without the per-bin counting.
 
-Run inside a baked project's environment (the package is imported by name):
+Run inside a baked project's environment (its package, found through the runtime, is imported by name):
 
     cd build/bench/batch-scoring && poetry run python ../../../benchmarks/bench_drift.py --rows 8000000 --files 40
 
 It writes the sample scoring data once (``--dir``, reused when present), then scores every file with the
-project's own ``runtime.scoring.score_file`` on a thread-based local Dask cluster (the default), alternating
+runtime's ``ml_workflows.scoring.score_file`` on a thread-based local Dask cluster (the default), alternating
 runs without and with a drift profile, ``--repeats`` times each, and prints the median seconds and the ratio,
 plus, scoring every file once more in one thread, the CPU time spent counting as a share of the rest.
 """
@@ -30,9 +30,9 @@ def package() -> str:
     name = os.environ.get("BENCH_PACKAGE")
     if name:
         return name
-    src = Path.cwd() / "src"
-    [found] = [p.name for p in src.iterdir() if (p / "runtime" / "scoring.py").exists()]
-    return found
+    from ml_workflows.project import current  # the project installed in this environment (its entry point)
+
+    return current().package
 
 
 def main() -> None:
@@ -47,10 +47,9 @@ def main() -> None:
 
     pkg = package()
     sample_data = importlib.import_module(f"{pkg}.sample_data")
-    scoring = importlib.import_module(f"{pkg}.runtime.scoring")
-    drift = importlib.import_module(f"{pkg}.runtime.drift")
     schema = importlib.import_module(f"{pkg}.schema").SCHEMA
     from distributed import Client, LocalCluster
+    from ml_workflows import drift, scoring
 
     data = Path(args.dir) / f"{args.rows}x{args.files}"
     sizes = sample_data.partition_sizes(args.rows, args.files)

@@ -5,7 +5,8 @@
     ... bench_pipeline.py --sizes 0.1,1,10 --repeats 5 --ooc-memory 1GiB
 
 A template maintainer's tool: it runs inside a baked project's environment (its working directory)
-and imports that project's package.
+and imports that project's package (found through the runtime, ``ml_workflows.project.current()``) and the
+runtime's modules (``ml_workflows.scoring``, ``ml_workflows.steps``, ...).
 
 First the whole-process figures (``whole_process.py``): the project's commands (``score``, ``--help``,
 ``make run``, a non-linear second model) timed as separate processes against a plain Dask script, as a
@@ -26,7 +27,7 @@ generator, timed inside this one process (Prefect's temporary server started onc
 4. Granularity: the largest scaling dataset rewritten as files of ``--granularity`` rows each
    (one Dask task per file), scored by the flow; rows/s per file size, against the default size.
 5. Cloud on paper: from the measured throughput and the prices in ``prices.json`` (through
-   ``cost.py``), time and cost to score ``--cloud-gb`` GB with N Fargate workers.
+   ``ml_workflows.cost``), time and cost to score ``--cloud-gb`` GB with N Fargate workers.
 
 Other processes on the machine make single timings noisy: compare the ratios, not the seconds.
 """
@@ -45,7 +46,6 @@ import sys
 import tempfile
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,22 +58,18 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import whole_process  # noqa: E402
+from ml_workflows import cost, steps  # noqa: E402
+from ml_workflows.deploy import stack_config  # noqa: E402
+from ml_workflows.model_store import load_model  # noqa: E402
+from ml_workflows.project import current  # noqa: E402
+from ml_workflows.scoring import score_file as _score_file  # noqa: E402
+from ml_workflows.settings import Settings  # noqa: E402
+from ml_workflows.storage import list_parquet  # noqa: E402
 
-
-def _project_names() -> tuple[str, str]:
-    """The baked project's package and command, from the pyproject.toml of the working directory."""
-    pyproject = tomllib.loads(Path("pyproject.toml").read_text(encoding="utf-8"))
-    return pyproject["tool"]["poetry"]["packages"][0]["include"], pyproject["project"]["name"]
-
-
-_PKG, _SLUG = _project_names()
-cost = importlib.import_module(f"{_PKG}.runtime.cost")
+# The baked project's package and command (its console script is named after the project), as the runtime finds it.
+PROJECT = current()
+_PKG, _SLUG = PROJECT.package, PROJECT.name
 flows = importlib.import_module(f"{_PKG}.flows")
-steps = importlib.import_module(f"{_PKG}.runtime.steps")
-Settings = importlib.import_module(f"{_PKG}.runtime.settings").Settings
-list_parquet = importlib.import_module(f"{_PKG}.runtime.storage").list_parquet
-_score_file = importlib.import_module(f"{_PKG}.runtime.scoring").score_file
-load_model = importlib.import_module(f"{_PKG}.runtime.model_store").load_model
 SCHEMA = importlib.import_module(f"{_PKG}.schema").SCHEMA
 Model = Any
 
@@ -426,13 +422,14 @@ def cloud(args: argparse.Namespace, scale: dict, local_vcpus: int) -> dict:
         rate, basis = largest["rows"] / max(largest["scoring_s"], 1e-9), f"{largest['rows']:,} rows, no slope"
         log(f"  the scoring time did not grow with the data (slope {slope}): the rate of the largest size instead")
     prices = cost.load_prices()
+    nat = stack_config.read().nat_gateways  # the project's stack (infrastructure/Pulumi.yaml), as make cost reads it
     per_vcpu = rate / local_vcpus
     rows = args.cloud_gb * 1e9 / scale["bytes_per_row_on_disk"]
     table = []
     for workers in args.cloud_workers:
         seconds = args.startup_seconds + rows / (per_vcpu * workers * args.vcpus)
         hours = seconds / 3600
-        est = cost.estimate(workers, args.vcpus, hours, data_gb=args.cloud_gb, prices=prices)
+        est = cost.estimate(workers, args.vcpus, hours, data_gb=args.cloud_gb, nat_gateways=nat, prices=prices)
         table.append(
             {
                 "workers": workers,
@@ -531,7 +528,7 @@ def report(results: dict) -> str:
         lines.append(
             f"Cloud on paper: {k['data_gb']:g} GB = {k['rows']:,} rows at {k['rows_per_s_per_vcpu']:,} rows/s per vCPU "
             f"(measured here: {k['rate_from']}), +{k['startup_s']}s start-up; "
-            f"prices {k['region']} as of {k['prices_as_of']} (cost.py)"
+            f"prices {k['region']} as of {k['prices_as_of']} (ml_workflows.cost)"
         )
         lines.append(f"  {'workers':>8}{'vCPU':>6}{'hours':>8}{'on-demand $':>13}{'spot workers $':>16}")
         for r in k["runs"]:
@@ -577,7 +574,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--cloud-gb", type=float, default=500.0)
     p.add_argument("--cloud-workers", default="4,8,16,32")
-    p.add_argument("--vcpus", type=int, default=cost.WORKER_VCPUS, help="vCPUs per Fargate worker")
+    p.add_argument("--vcpus", type=int, default=PROJECT.worker_vcpus, help="vCPUs per Fargate worker")
     p.add_argument("--startup-seconds", type=float, default=180.0, help="Fargate cluster start-up assumed")
     p.add_argument(
         "--wp-sizes", default=env("BENCH_WP_SIZES", "0.5,2,8"), help="whole process: score sizes, million rows"

@@ -12,12 +12,14 @@ Each figure is a separate process started from a shell-like environment, timed f
    own timing vs the plain script's compute) and the whole process.
 
 The project's Prefect API is what a user has after ``make run``: the local server when the project
-offers one (``runtime/prefect_api.py``), else Prefect's temporary server in every process. Every
-process gets its own ``PREFECT_HOME`` and server port, so nothing here touches the user's Prefect.
+offers one (the runtime's ``ml_workflows.prefect_api``, behind ``make server``), else Prefect's temporary
+server in every process. Every process gets its own ``PREFECT_HOME`` and server port, so nothing here
+touches the user's Prefect.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -96,11 +98,13 @@ class Project:
 
     @property
     def has_local_server(self) -> bool:
-        return (self.root / "src" / self.package / "runtime" / "prefect_api.py").exists()
+        """The runtime installed in the project's environment (this interpreter's) offers the local server."""
+        return importlib.util.find_spec("ml_workflows.prefect_api") is not None
 
     def cli(self, *args: str) -> list[str]:
+        """The project's command: its console script, else the runtime's ``python -m ml_workflows`` (the same CLI)."""
         script = Path(sys.executable).with_name(self.slug)
-        return [str(script), *args] if script.exists() else [sys.executable, "-m", self.package, *args]
+        return [str(script), *args] if script.exists() else [sys.executable, "-m", "ml_workflows", *args]
 
     def run(self, argv: list[str], data: Path | None = None, **env: str) -> Ran:
         """Run one process to its end. A failure stops the benchmark."""
@@ -116,7 +120,7 @@ class Project:
     def server(self, action: str) -> None:
         """``make server`` / ``make server-stop``, through the module they call (no-op without one)."""
         if self.has_local_server:
-            self.run([sys.executable, "-m", f"{self.package}.runtime.prefect_api", action])
+            self.run([sys.executable, "-m", "ml_workflows.prefect_api", action])
 
 
 # -- data and model, made by the project's own commands -------------------------------------------
@@ -133,7 +137,7 @@ def train(project: Project, data: Path) -> str:
 
 
 def parse_summary(out: str) -> dict[str, float]:
-    """Rows and the scoring step's seconds from the CLI's summary (``runtime/reports.summary_text``)."""
+    """Rows and the scoring step's seconds from the CLI's summary (``ml_workflows.reports.summary_text``)."""
     scored = re.search(r"([\d,]+) rows scored in ([\d.]+)s", out)
     quarantined = re.search(r"quarantined:\s+([\d,]+) malformed rows", out)
     rows = int(scored.group(1).replace(",", "")) + int(quarantined.group(1).replace(",", ""))

@@ -1,8 +1,8 @@
 """Finish the generated project: prune files the answers do not need, run the pin guard, print next steps.
 
 Runs with cookiecutter's own interpreter, so it uses the standard library only; the pin
-guard it runs is the generated project's own stdlib-only checker (one implementation,
-also behind `make check-pins`, CI and pre-commit), loaded from its file into this process.
+guard it runs is the stdlib-only checker of the runtime the project pins (one implementation, also behind
+`make check-pins`, CI, pre-commit and the image build), read from the project's vendored runtime wheel.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 # Paths removed for a given (answer, value); everything else is always generated. `{package}` is the
 # package name. An option that is off leaves no code behind.
 PRUNE = {
     ("ci", "none"): [".github"],
-    ("code_source", "image"): ["src/{package}/runtime/git_checkout.py", "tests/runtime/test_git_checkout.py"],
-    ("tracking", "none"): ["src/{package}/runtime/tracking.py", "tests/runtime/test_tracking.py"],
     ("prefect_worker", "False"): ["infrastructure/infra/worker.py"],
 }
 YES, NO = ("true", "yes", "y", "1", "on"), ("false", "no", "n", "0", "off")
@@ -108,19 +107,26 @@ def write_cruft_state(root: Path, ctx: dict) -> None:
     (root / ".cruft.json").write_text(json.dumps(state, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def run_pin_guard(root: Path, package: str) -> int:
-    """Run the generated project's pin checker (``src/<package>/deploy/pins.py``) on ``root``; its exit status.
+PINS_MODULE = "ml_workflows/deploy/pins.py"
 
-    The same file and ``main`` as `make check-pins`, run in this process rather than a second interpreter:
-    a second start and its imports were about a third of the hook's time (``main`` keeps it from writing a
-    bytecode cache into the new project).
+
+def run_pin_guard(root: Path, package: str) -> int:
+    """Run the pin checker of the project's runtime (``ml_workflows.deploy.pins`` in ``vendor/``) on ``root``.
+
+    The same code and ``main`` as `make check-pins`, read from the wheel and run in this process rather than a
+    second interpreter: a second start and its imports were about a third of the hook's time.
     """
-    path = root / "src" / package / "deploy" / "pins.py"
-    spec = importlib.util.spec_from_file_location(f"_{package}_pins", path)
+    wheels = sorted((root / "vendor").glob("ml_workflows-*.whl"))
+    if len(wheels) != 1:
+        print(f"the project's vendor/ holds {len(wheels)} ml_workflows wheels, not one", file=sys.stderr)
+        return 1
+    spec = importlib.util.spec_from_loader(f"_{package}_pins", loader=None)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look the module up there
     try:
-        spec.loader.exec_module(module)
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            source = wheel.read(PINS_MODULE)
+        exec(compile(source, f"{wheels[0].name}/{PINS_MODULE}", "exec"), module.__dict__)  # noqa: S102 - the runtime's own checker
         return module.main(["--root", str(root)])
     except Exception:  # a crash of the checker is reported as a failed pin check, with its traceback
         import traceback

@@ -151,7 +151,7 @@ def as_bool(value: object) -> bool | None:
 
 def check_int(field: str, value: object, low: int, high: int) -> str | None:
     text = str(value).strip()
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not text.isdecimal() or not low <= int(text) <= high:  # isdecimal: int() reads it ("²" is a digit, not a number)
         return f"{field} {_show(value)} is not allowed: a whole number from {low} to {high}"
     return None
 

@@ -105,6 +105,24 @@ class BakedProject:
     def read(self, rel: str) -> str:
         return (self.path / rel).read_text()
 
+    def runtime_tests(self, *selection: str, timeout: float = 2400) -> subprocess.CompletedProcess:
+        """The runtime's own tests (runtime/tests of this repository: they run here, once, never in a bake) against
+        this installed project, from its directory with its environment, as they were written to run. `selection`:
+        paths under runtime/tests (default: all) and pytest options."""
+        paths = [str(TEMPLATE / "runtime" / "tests" / s) for s in selection if not s.startswith("-")] or [
+            str(TEMPLATE / "runtime" / "tests")
+        ]
+        options = [s for s in selection if s.startswith("-")]
+        python = str(self.path / ".venv" / "bin" / "python")
+        proc = self.run(
+            python, "-m", "pytest", "-p", "no:cacheprovider", *options, *paths, check=False, timeout=timeout
+        )
+        summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+        assert proc.returncode == 0 and " passed" in summary and "failed" not in summary, (
+            proc.stdout[-8000:] + proc.stderr[-3000:]
+        )
+        return proc
+
     def assert_installs_the_shipped_lock(self) -> None:
         """The environment `make install` made holds exactly the versions of the template's lock for these answers:
         Poetry finds nothing to change, and every installed distribution has the version the lock records."""

@@ -99,6 +99,8 @@ def test_make_audit_asks_about_every_locked_package_and_passes_when_none_is_vuln
     # Packages whose markers exclude this platform (e.g. pywin32) are not asked about; all others are.
     assert unconditional <= asked <= every, (sorted(unconditional - asked), sorted(asked - every))
     assert {"prefect", "pip-audit", "pulumi"} <= asked  # one of each group: main, dev, infra
+    # The vendored runtime too: exported as its local wheel (hash-checked), it is asked about by name and version.
+    assert "ml-workflows" in asked
 
 
 def test_make_audit_fails_on_a_reported_vulnerability(installed_project):

@@ -6,15 +6,18 @@ import re
 import stat
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
-from tests.baked import TEMPLATE, bake
+from tests.baked import CONTEXT, TEMPLATE, bake
 
 sys.path.insert(0, str(TEMPLATE / "tools"))
 import bump_dask  # noqa: E402
 
 DATA = TEMPLATE / "tests" / "data"
+RUNTIME = CONTEXT["_runtime_version"]
+WHEEL = f"vendor/ml_workflows-{RUNTIME}-py3-none-any.whl"
 PAGES = [json.loads((DATA / f"ghcr-dask-tags-page{n}.json").read_text()) for n in (1, 2)]
 
 
@@ -54,13 +57,25 @@ def test_registry_tags_are_read_across_pages(page_size, requests):
     assert len(calls) == requests  # the token, then pages until a short one
 
 
-def test_loading_the_pin_module_leaves_no_bytecode_in_the_template(monkeypatch):
-    """Every bake copies the template's tree: a deploy/__pycache__ written there would land in every project."""
+def test_the_template_tools_load_the_pin_module_every_project_runs():
+    """tools/bump_dask.py reads the registry with the runtime's pin module: the very file the vendored wheel carries
+    (`make check-pins`, the post-gen hook and the image build run it from there)."""
+    assert bump_dask.PINS_FILE == TEMPLATE / "runtime" / "src" / "ml_workflows" / "deploy" / "pins.py"
+    vendored = TEMPLATE / "{{cookiecutter.project_slug}}" / WHEEL
+    with zipfile.ZipFile(vendored) as wheel:
+        assert wheel.read("ml_workflows/deploy/pins.py") == bump_dask.PINS_FILE.read_bytes()
+
+
+def test_loading_the_pin_module_leaves_no_bytecode_in_the_template(monkeypatch, tmp_path):
+    """No deploy/__pycache__ written into runtime/src, the tree the vendored wheel is built from. Shown on a copy of
+    the module: runtime/src itself may hold caches of other processes (the runtime's tests import it)."""
     monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as without PYTHONDONTWRITEBYTECODE
-    cache = bump_dask.PINS_FILE.parent / "__pycache__"
-    assert not cache.exists()
-    bump_dask.load_pins()
-    assert not cache.exists() and sys.dont_write_bytecode is False
+    copy = tmp_path / "deploy" / "pins.py"
+    copy.parent.mkdir()
+    copy.write_bytes(bump_dask.PINS_FILE.read_bytes())
+    monkeypatch.setattr(bump_dask, "PINS_FILE", copy)
+    assert bump_dask.load_pins().__file__ == str(copy)
+    assert not (copy.parent / "__pycache__").exists() and sys.dont_write_bytecode is False
 
 
 def test_pythons_with_image_from_recorded_tags():
@@ -104,18 +119,26 @@ def test_template_bump_with_registry_check(monkeypatch, tmp_path, pins):
     assert after["dask_version"] == "2025.7.0"
 
 
-def test_generated_bump_rewrites_every_pinned_place(cookies, tmp_path):
-    project = bake(cookies)
-    checker = project.path / "src" / project.package / "deploy" / "pins.py"
-    before = {p: p.read_text() for p in project.path.rglob("*") if p.is_file()}
-    proc = subprocess.run(
-        [sys.executable, str(checker), "--set-dask", "2026.9.0", "--set-python", "3.13"],
+def pins_module(project, *args):
+    """The project's pin module, run from its vendored wheel in its directory as `make check-pins` runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "ml_workflows.deploy.pins", *args],
         capture_output=True,
         text=True,
+        cwd=project.path,
+        env={**os.environ, "PYTHONPATH": str(project.path / WHEEL)},
     )
+
+
+def test_generated_bump_rewrites_every_pinned_place(cookies, tmp_path):
+    project = bake(cookies)
+    before = {p: p.read_bytes() for p in project.path.rglob("*") if p.is_file()}
+    proc = pins_module(project, "--set-dask", "2026.9.0", "--set-python", "3.13")
     assert proc.returncode == 0, proc.stderr
-    changed = {p.relative_to(project.path).as_posix() for p, text in before.items() if p.read_text() != text}
+    changed = {p.relative_to(project.path).as_posix() for p, data in before.items() if p.read_bytes() != data}
     assert changed >= {"pyproject.toml", "Dockerfile", ".python-version", ".github/workflows/ci.yml"}
+    assert not {WHEEL, "poetry.lock"} & changed  # the runtime is not the bump's: its wheel and pin stay
+    assert f'"ml-workflows=={RUNTIME}"' in project.read("pyproject.toml")
     listed = [line.strip() for line in proc.stdout.splitlines() if line.startswith("  ")]
     assert {where.split(":")[0] for where in listed} == changed
     assert "FROM ghcr.io/dask/dask:2026.9.0-py3.13" in project.read("Dockerfile")
@@ -125,33 +148,44 @@ def test_generated_bump_rewrites_every_pinned_place(cookies, tmp_path):
     assert "Not verified" in proc.stdout
     # The shipped poetry.lock still holds the old versions: the checker names it, and only it, until it is
     # re-locked (`make bump-dask` runs `poetry lock`: test_generated_make_bump_relocks_and_checks).
-    check = subprocess.run([sys.executable, str(checker)], capture_output=True, text=True)
+    check = pins_module(project)
     problems = [line for line in (check.stdout + check.stderr).splitlines() if re.match(r"\s*\S+:\d+: ", line)]
     assert check.returncode != 0 and problems, check.stdout + check.stderr
     assert all(line.strip().startswith("poetry.lock:") for line in problems), problems
     (project.path / "poetry.lock").unlink()
-    check = subprocess.run([sys.executable, str(checker)], capture_output=True, text=True)
-    assert check.returncode == 0 and "python 3.13 and dask 2026.9.0 agree" in check.stdout
+    check = pins_module(project)
+    assert check.returncode == 0, check.stderr
+    assert f"python 3.13, dask 2026.9.0 and ml-workflows {RUNTIME} agree" in check.stdout
+
+
+RELOCK = r"""
+import pathlib, re, sys
+
+with open(sys.argv[0] + "-calls", "a") as calls:
+    print(*sys.argv[1:], file=calls)
+lock = pathlib.Path("poetry.lock")
+text = re.sub(r'(name = "(?:dask|distributed)"\nversion = )"[^"]+"', r'\1"2026.9.0"', lock.read_text())
+lock.write_text(text)
+"""
 
 
 def test_generated_make_bump_relocks_and_checks(cookies, tmp_path):
     project = bake(cookies)
-    (project.path / "poetry.lock").write_text(
-        '[[package]]\nname = "dask"\nversion = "2026.7.1"\n\n[metadata]\npython-versions = ">=3.12,<3.13"\n'
-    )
-    # A stand-in for `poetry lock` that records the call and writes what Poetry would resolve.
+    shipped = project.read("poetry.lock")
+    # A stand-in for `poetry lock` that records the call and does what Poetry would: moves dask and distributed in the
+    # shipped lock and keeps every other package (the vendored runtime, its version and hash, included).
     fake = tmp_path / "fake-poetry"
-    fake.write_text(
-        "#!/bin/sh\n"
-        f'echo "$@" >> {tmp_path}/poetry-calls\n'
-        'printf \'[[package]]\\nname = "dask"\\nversion = "2026.9.0"\\n\\n[metadata]\\n'
-        'python-versions = ">=3.12,<3.13"\\n\' > poetry.lock\n'
-    )
+    fake.write_text(f"#!{sys.executable}\n{RELOCK}")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     proc = project.make("bump-dask", "VERSION=2026.9.0", f"POETRY={fake}", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (tmp_path / "poetry-calls").read_text().split() == ["lock"]
-    assert "pin check OK: python 3.12 and dask 2026.9.0" in proc.stdout
+    assert (tmp_path / "fake-poetry-calls").read_text().split() == ["lock"]
+    relocked = project.read("poetry.lock")
+    moved = [(old, new) for old, new in zip(shipped.splitlines(), relocked.splitlines(), strict=True) if old != new]
+    assert moved == [('version = "2026.7.1"', 'version = "2026.9.0"')] * 2  # dask and distributed, nothing else
+    ok = next(line for line in proc.stdout.splitlines() if line.startswith("pin check OK:"))
+    assert ok.startswith(f"pin check OK: python 3.12, dask 2026.9.0 and ml-workflows {RUNTIME} agree"), ok
+    assert f"poetry.lock, pyproject.toml, {WHEEL}" in ok  # the relocked lock's dask and runtime were compared too
 
 
 def test_generated_make_bump_needs_a_version(cookies):

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 NON_DEFAULT = CI_BAKES["non-default"]
 MLFLOW = CI_BAKES["mlflow"]
 # What the "older" template revision lacks; the update must bring it in.
-ADDED_LATER = "{{cookiecutter.project_slug}}/tests/deploy/test_pins.py"
+ADDED_LATER = "{{cookiecutter.project_slug}}/tests/test_seam.py"
 
 
 def git(cwd, *args) -> str:
@@ -109,6 +109,20 @@ def test_default_project_suite_passes_under_the_callers_make_flags_and_environme
 
 
 @pytest.mark.xdist_group("installed")
+def test_the_runtime_tests_pass_against_the_default_project(installed_project: BakedProject):
+    """The runtime's own tests (runtime/tests: plumbing, faults, deploy tools, names, pins, the image, the harness)
+    run here once, against the default project as installed from its lock - not in every bake. The few that apply
+    to other answers only (code_source = git, tracking = mlflow, no worker service) run in those bakes below."""
+    proc = installed_project.runtime_tests("-rs")
+    skipped = re.findall(r"^SKIPPED \[\d+\] (\S+?):\d+: (.*)$", proc.stdout, re.M)
+    assert {path.rsplit("/", 1)[-1] for path, _ in skipped} <= {
+        "test_git_checkout.py",
+        "test_tracking.py",
+        "test_deploy.py",
+    }, skipped
+
+
+@pytest.mark.xdist_group("installed")
 def test_default_project_runs_its_sample_pipeline(installed_project: BakedProject):
     with installed_project.prefect_server():
         proc = installed_project.make("run")
@@ -141,7 +155,10 @@ def test_mlflow_project_without_the_worker_service_passes_its_suite_runs_and_reh
     project.make("lint")
     tests = project.make("test", timeout=2400)
     assert " passed" in tests.stdout and " failed" not in tests.stdout.splitlines()[-1]
-    assert re.search(r"tests/runtime/test_tracking\.py \.+", tests.stdout), tests.stdout[-3000:]
+    # The runtime's tests of what only this bake has: tracking, and the user's own worker (the README's policy).
+    runtime = project.runtime_tests("test_tracking.py", "deploy/test_deploy.py", "-v")
+    assert re.search(r"test_tracking\.py::\S+ PASSED", runtime.stdout), runtime.stdout[-3000:]
+    assert "SKIPPED" not in runtime.stdout, runtime.stdout[-3000:]
     with project.prefect_server():
         run = project.make("run")
     assert "decision:   promoted" in run.stdout, run.stdout[-3000:]
@@ -151,6 +168,14 @@ def test_mlflow_project_without_the_worker_service_passes_its_suite_runs_and_reh
         "print(len(runs), runs['tags.decision'].iloc[0], runs['tags.mlflow_model_uri'].iloc[0].startswith('models:/'))"
     )
     assert project.run("poetry", "run", "python", "-c", read).stdout.split() == ["1", "promoted", "True"]
+    # A runtime release arrives as a version bump: its wheel in, both pins moved, re-locked keeping every other
+    # version, then the project's install, lint and suite (make upgrade-runtime, docs/upgrading.md).
+    before = locks.versions(project.path / "poetry.lock")
+    upgraded = project.make("upgrade-runtime", f"WHEEL={next_release(project, tmp_path)}", timeout=2400)
+    assert "ml-workflows 2026.12.6 -> 2099.1.1" in upgraded.stdout or " -> 2099.1.1" in upgraded.stdout, upgraded.stdout
+    after = locks.versions(project.path / "poetry.lock")
+    assert after.pop("ml-workflows") == "2099.1.1" and {k: v for k, v in before.items() if k != "ml-workflows"} == after
+    assert project.run("poetry", "run", "python", "-c", "import ml_workflows; print(ml_workflows.__version__)").stdout
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("make rehearse-cloud runs each ECS task as the image's uid in a mount namespace: needs root")
     report_file = tmp_path / "cloud-rehearsal.json"
@@ -184,7 +209,7 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
     state = json.loads((Path(path) / ".cruft.json").read_text())
     project = BakedProject(path, state["context"]["cookiecutter"])  # every answer, as the bake recorded them
     assert state["commit"] == old and state["context"]["cookiecutter"]["aws_region"] == "eu-west-1"
-    assert not (project.path / "tests" / "deploy" / "test_pins.py").exists()
+    assert not (project.path / "tests" / "test_seam.py").exists()
     assert project.read(".python-version").strip() == "3.11"
 
     # Through a package index of the user's (corporate mirrors): recorded in poetry.lock, every version kept.
@@ -197,7 +222,7 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
 
     project.make("update-template")
     assert json.loads(project.read(".cruft.json"))["commit"] == new
-    assert (project.path / "tests" / "deploy" / "test_pins.py").exists(), "the template's later file did not arrive"
+    assert (project.path / "tests" / "test_seam.py").exists(), "the template's later file did not arrive"
     assert (project.path / "src" / "churn_model" / "features.py").exists()
     assert not list(project.path.rglob("*.rej"))
 
@@ -206,7 +231,12 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
     # The whole suite, as `make test` runs it: Python 3.11 and code_source=git are proven by no other bake.
     proc = project.make("test", timeout=2400)
     assert " passed" in proc.stdout and " failed" not in proc.stdout.splitlines()[-1]
-    assert "test_pins.py" in project.run("poetry", "run", "pytest", "--collect-only", "-q").stdout
+    assert "test_seam.py" in project.run("poetry", "run", "pytest", "--collect-only", "-q").stdout
+    # The runtime's tests of code_source = git (the clone, its pull steps, the code shipped to Dask workers).
+    runtime = project.runtime_tests("test_git_checkout.py", "deploy/test_names.py", "deploy/test_deploy_files.py", "-v")
+    assert re.search(r"test_git_checkout\.py::\S+ PASSED", runtime.stdout) and "SKIPPED" not in runtime.stdout, (
+        runtime.stdout[-3000:]
+    )
 
     # The git code path on the AWS path: the project committed to a bare repository, cloned by the pull steps in the
     # flow-run task (as the image's user), its package shipped to the FargateCluster's workers; IAM enforced.
@@ -239,6 +269,119 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
     after = locks.versions(project.path / "poetry.lock")
     assert "tabulate" in after and {k: v for k, v in after.items() if k != "tabulate"} == before
     project.make("install")
+
+
+def next_release(project: BakedProject, tmp_path: Path) -> Path:
+    """The project's runtime wheel as a later release would ship it (version 2099.1.1, the same code; its RECORD
+    rewritten, so installers that check it accept it)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    [wheel] = (project.path / "vendor").glob("ml_workflows-*.whl")
+    old = wheel.name.split("-")[1]
+    info, new_info = f"ml_workflows-{old}.dist-info", "ml_workflows-2099.1.1.dist-info"
+    files = {}
+    with zipfile.ZipFile(wheel) as src:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == f"{info}/METADATA":
+                data = data.replace(f"\nVersion: {old}\n".encode(), b"\nVersion: 2099.1.1\n")
+            files[name.replace(info, new_info)] = data
+    files.pop(f"{new_info}/RECORD")
+    record = [
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
+        for name, data in files.items()
+    ]
+    files[f"{new_info}/RECORD"] = ("\n".join([*record, f"{new_info}/RECORD,,"]) + "\n").encode()
+    target = tmp_path / "ml_workflows-2099.1.1-py3-none-any.whl"
+    with zipfile.ZipFile(target, "w") as dst:
+        for name, data in files.items():
+            dst.writestr(name, data)
+    return target
+
+
+def runtime_wheel() -> str:
+    """The file name of the runtime wheel today's template vendors."""
+    return "ml_workflows-{}-py3-none-any.whl".format(
+        json.loads((TEMPLATE / "cookiecutter.json").read_text())["_runtime_version"]
+    )
+
+
+def template_at(dest: Path, revision: str) -> tuple[str, str]:
+    """A git repo of this template with two commits: `revision` (an old one of this repository), then today's files.
+    Returns both commits."""
+    archive = subprocess.run(["git", "-C", str(TEMPLATE), "archive", revision], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", f"template at {revision[:12]}")
+    old = git(dest, "rev-parse", "HEAD")
+    for path in [p for p in dest.rglob("*") if p.is_file() and ".git" not in p.relative_to(dest).parts]:
+        path.unlink()  # today's tree exactly: what it no longer has goes too
+    for rel in git(TEMPLATE, "ls-files", "--cached", "--others", "--exclude-standard").splitlines():
+        if (TEMPLATE / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(TEMPLATE / rel, dest / rel)
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", "today's template")
+    return old, git(dest, "rev-parse", "HEAD")
+
+
+def revision_before_runtime() -> str:
+    """The last template revision before the framework left the bake (CHANGELOG.md, 2026-12-06: ml-workflows)."""
+    commit = git(TEMPLATE, "log", "--format=%H", "--grep", "^Runtime package:", "-1")
+    assert commit, "the template's history lacks the runtime package commit (a shallow clone?)"
+    return git(TEMPLATE, "rev-parse", f"{commit}^")
+
+
+@pytest.mark.xdist_group("runtime-migration")
+def test_project_from_before_the_runtime_package_migrates_by_the_documented_path(tmp_path):
+    """docs/upgrading.md, "Migrating a project baked before the runtime package": a default project of the previous
+    revision, with the user's own module and an edit of model.py, takes `make update-template`; the framework's
+    files leave, the runtime arrives pinned (vendor/, pyproject.toml, poetry.lock), nothing of the user's is lost,
+    nothing waits to be merged, and the project installs, passes its suite and runs its pipeline on the runtime."""
+    template = tmp_path / "template"
+    template.mkdir()
+    old, new = template_at(template, revision_before_runtime())
+    git(template, "checkout", "-q", old)
+    path = cookiecutter(str(template), no_input=True, output_dir=str(tmp_path / "out"))
+    git(template, "checkout", "-q", "main")
+    project = BakedProject(path, json.loads((Path(path) / ".cruft.json").read_text())["context"]["cookiecutter"])
+    package = project.path / "src" / project.package
+    assert (package / "runtime" / "steps.py").exists() and not (project.path / "vendor").exists()  # the old layout
+    project.make("install")
+    git(project.path, "init", "-q", "-b", "main")
+    (package / "features.py").write_text('"""Our own code: kept by updates."""\n')
+    model = package / "model.py"
+    model.write_text(model.read_text() + "\n# our own change to the model\n")
+    git(project.path, "add", "-A")
+    git(project.path, "commit", "-qm", "baked, with our own module and a change to the model")
+
+    proc = project.make("update-template")
+    assert json.loads(project.read(".cruft.json"))["commit"] == new
+    assert not list(project.path.rglob("*.rej")), proc.stdout[-3000:]
+    tracked = git(project.path, "ls-files", "--cached", "--others", "--exclude-standard").splitlines()
+    assert not [
+        f
+        for f in tracked
+        if f.startswith(
+            (f"src/{project.package}/runtime/", f"src/{project.package}/deploy/", "tests/runtime/", "tests/deploy/")
+        )
+    ]
+    assert "conftest.py" not in tracked and "tests/conftest.py" not in tracked
+    assert sorted(p.name for p in (project.path / "vendor").iterdir()) == [runtime_wheel()]
+    assert (package / "features.py").exists() and "our own change to the model" in model.read_text()
+    assert "from ml_workflows." in model.read_text()  # the template's import change merged with the user's edit
+
+    project.make("check-pins")
+    project.make("install")  # the new lock: every earlier version kept, the runtime added
+    project.assert_installs_the_shipped_lock()
+    tests = project.make("test", timeout=2400)
+    assert " passed" in tests.stdout and " failed" not in tests.stdout.splitlines()[-1]
+    with project.prefect_server():
+        run = project.make("run")
+    assert re.search(r"^run \S+ succeeded in [0-9.]+s$", run.stdout, re.M), run.stdout[-3000:]
 
 
 def revision_before_layout() -> str:
@@ -288,7 +431,7 @@ def test_project_from_before_the_breaking_layout_change_is_told_what_to_merge(tm
     assert out.rstrip().splitlines()[-1].startswith("What changed and where things moved: CHANGELOG.md")
     assert json.loads(project.read(".cruft.json"))["commit"] == new
     assert (project.path / "src" / "batch_scoring" / "schema.py").exists()  # the new seam arrived
-    assert (project.path / "src" / "batch_scoring" / "runtime" / "steps.py").exists()
+    assert sorted(p.name for p in (project.path / "vendor").iterdir()) == [runtime_wheel()]  # and the runtime
     assert "To merge by hand" in out, out
     assert "src/batch_scoring/model.py  (the template's change: src/batch_scoring/model.py.rej)" in out
     assert "our own change to the model" in model.read_text()  # nothing of the user's is lost

@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -241,7 +242,7 @@ def test_a_long_project_name_bake_stops_with_the_way_out_and_the_way_out_works(c
     assert project.path.name == suggested and project.package == suggested.replace("-", "_")
 
 
-# --- the post-gen hook runs the project's own pin checker, in its own process ---
+# --- the post-gen hook runs the pin checker of the project's runtime, read from its vendored wheel ---
 
 
 def _template_copy(dest: Path) -> Path:
@@ -259,22 +260,62 @@ def _template_copy(dest: Path) -> Path:
     return dest
 
 
-PINS = "{{cookiecutter.project_slug}}/src/{{cookiecutter.package_name}}/deploy/pins.py"
+VENDOR = "{{cookiecutter.project_slug}}/vendor"
+PINS = "ml_workflows/deploy/pins.py"  # in the wheel (post_gen_project.PINS_MODULE)
+
+
+def _wheel(template: Path) -> Path:
+    (wheel,) = (template / VENDOR).glob("ml_workflows-*.whl")
+    return wheel
+
+
+def _append_to_pins(template: Path, text: str) -> None:
+    """Rewrite the template's vendored wheel with `text` appended to the pin checker, every other member as it was."""
+    wheel = _wheel(template)
+    with zipfile.ZipFile(wheel) as old:
+        members = [(info, old.read(info)) for info in old.infolist()]
+    assert PINS in [info.filename for info, _ in members]
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as new:
+        for info, data in members:
+            new.writestr(info, data + text.encode() if info.filename == PINS else data)
+
+
+def _python_version(template: Path) -> None:
+    (template / "{{cookiecutter.project_slug}}/.python-version").write_text("3.99\n")
+
+
+def _crashing_checker(template: Path) -> None:
+    _append_to_pins(template, "\nraise RuntimeError('checker broke')\n")
+
+
+def _another_runtime(template: Path) -> None:
+    """A wheel that runs (its checker unchanged but for a comment) yet is not the one the shipped locks hash."""
+    _append_to_pins(template, "\n# not the released runtime\n")
+
+
+def _unreadable_wheel(template: Path) -> None:
+    _wheel(template).write_bytes(b"not a zip file")
+
+
+def _second_wheel(template: Path) -> None:
+    wheel = _wheel(template)
+    shutil.copy2(wheel, wheel.with_name("ml_workflows-0.0.1-py3-none-any.whl"))
 
 
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (("{{cookiecutter.project_slug}}/.python-version", "3.99\n"), ".python-version:1: python 3.99 here, but"),
-        ((PINS, "raise RuntimeError('checker broke')\n"), "RuntimeError: checker broke"),
+        (_python_version, ".python-version:1: python 3.99 here, but"),
+        (_crashing_checker, "RuntimeError: checker broke"),
+        (_another_runtime, "records another hash of the runtime than vendor/ml_workflows-"),
+        (_unreadable_wheel, "zipfile.BadZipFile"),
+        (_second_wheel, "vendor/ holds 2 ml_workflows wheels, not one"),
     ],
-    ids=["pins-disagree", "checker-crashes"],
+    ids=["pins-disagree", "checker-crashes", "wheel-not-the-locked-one", "wheel-unreadable", "two-wheels"],
 )
 def test_a_failing_pin_check_fails_the_bake_with_its_reason(tmp_path, capfd, edit, expected):
     template = _template_copy(tmp_path / "template")
-    rel, text = edit
-    path = template / rel
-    path.write_text(text if rel.endswith(".python-version") else path.read_text() + text)
+    edit(template)
     with pytest.raises(FailedHookException):
         cookiecutter(str(template), no_input=True, output_dir=str(tmp_path / "out"))
     err = capfd.readouterr().err

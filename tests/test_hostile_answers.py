@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from tests.baked import BakedProject, bake
-from tests.test_bake import assert_clean
+from tests.test_bake import assert_clean, runtime_view
 
 HOSTILE = [
     "Quote \" and apostrophe ' inside",
@@ -41,6 +41,28 @@ def test_hostile_text_is_data_not_code(cookies, tmp_path, text):
     assert text in project.read("README.md")
     assert yaml.safe_load(project.read("infrastructure/Pulumi.yaml"))["description"] == text
     assert not list(project.path.parent.glob("pwned")) and not (project.path / "pwned").exists()
+    assert_clean(project)
+
+
+# Answers that read as a number to a person (and to int()) but are no Python literal as written. max_workers is
+# rendered into code: `Project(max_workers=...)` in src/<package>/__init__.py, which every run imports.
+NUMBERISH = ["08", " 8", "8 ", "\u0668", "\u00b2", "+8", "8.0", "1_0", "0x10"]  # U+0668: Arabic-Indic eight
+
+
+@pytest.mark.parametrize("value", NUMBERISH, ids=[ascii(v) for v in NUMBERISH])
+def test_a_numberish_max_workers_is_refused_or_declared_as_that_number(cookies, capfd, tmp_path, value):
+    """Either the pre-gen hook refuses it with its one line, or the bake declares exactly that number: the package's
+    __init__.py parses, the runtime's `Project` accepts it and reads int(value), and the bake is clean."""
+    result = cookies.bake(extra_context={"max_workers": value})
+    if result.exit_code != 0:
+        err = capfd.readouterr().err
+        lines = [line for line in err.splitlines() if line.startswith("ERROR: ")]
+        assert len(lines) == 1 and lines[0].startswith("ERROR: max_workers "), err
+        assert "Traceback" not in err, err
+        assert list((tmp_path / "cookies" / "bake00").iterdir()) == []
+        return
+    project = BakedProject(result.project_path, result.context)
+    assert runtime_view(project.path, project.package)["Project.max_workers"] == int(value)
     assert_clean(project)
 
 

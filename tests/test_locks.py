@@ -1,18 +1,21 @@
 """Reproducible bakes: each bake gets the poetry.lock the template's CI proved for its answers, and the answer sets
 the template is proven with cover every value (tools/locks.py, tools/answer_matrix.py)."""
 
+import hashlib
 import itertools
 import re
 import tomllib
+import zipfile
 from pathlib import Path
 
 import answer_matrix  # tools/, on sys.path through tests.baked
 import locks
 import pytest
 
-from tests.baked import TEMPLATE, bake
+from tests.baked import CONTEXT, TEMPLATE, bake
 
 LOCK_FILES = sorted(locks.LOCKS.glob("*.lock"))
+RUNTIME_WHEEL = f"vendor/ml_workflows-{CONTEXT['_runtime_version']}-py3-none-any.whl"
 
 
 def fresh(project_path: Path) -> bool:
@@ -26,12 +29,22 @@ def test_every_offered_answer_set_has_a_fresh_lock_and_no_other_lock_is_shipped(
 
 @pytest.mark.parametrize("lock", LOCK_FILES, ids=[p.name for p in LOCK_FILES])
 def test_a_shipped_lock_names_no_package_index(lock):
-    """Locked against Poetry's default source: no `[package.source]` (a mirror's address) and no URL of a file."""
+    """Locked against Poetry's default source: one `[package.source]` only, the runtime wheel vendored with the
+    project (a path inside the bake, no address), and no URL of a file; the hash it records is that wheel's."""
     text = lock.read_text()
-    assert "[package.source]" not in text and not re.search(r"^url = ", text, re.M)
+    assert text.count("[package.source]") == 1, "a package source other than the vendored runtime (a mirror?)"
+    assert re.findall(r"^url = .*$", text, re.M) == [f'url = "{RUNTIME_WHEEL}"']
     data = tomllib.loads(text)
+    sources = {p["name"]: p["source"] for p in data["package"] if "source" in p}
+    assert sources == {"ml-workflows": {"type": "file", "url": RUNTIME_WHEEL}}
     assert all("url" not in f for p in data["package"] for f in p.get("files", []))
     assert all(p.get("files") for p in data["package"]), "every package locked with its files' hashes"
+    (runtime,) = [p for p in data["package"] if p["name"] == "ml-workflows"]
+    assert runtime["version"] == CONTEXT["_runtime_version"]
+    wheel = (locks.PROJECT / RUNTIME_WHEEL).read_bytes()
+    assert runtime["files"] == [
+        {"file": Path(RUNTIME_WHEEL).name, "hash": f"sha256:{hashlib.sha256(wheel).hexdigest()}"}
+    ], "the lock's hash of the runtime is not the vendored wheel's: python tools/locks.py write"
 
 
 def test_a_bake_installs_its_answers_lock_byte_for_byte_and_carries_no_other(cookies):
@@ -40,6 +53,16 @@ def test_a_bake_installs_its_answers_lock_byte_for_byte_and_carries_no_other(coo
     assert (project.path / "poetry.lock").read_bytes() == shipped.read_bytes()
     assert not (project.path / ".locks").exists()
     assert fresh(project.path)
+
+
+def test_a_lock_is_stale_once_the_vendored_runtime_wheel_changes(cookies):
+    """The runtime wheel is part of what a lock proves: another wheel under the same name (runtime/src rebuilt without
+    `make locks`) leaves pyproject.toml as it was, yet the lock is stale."""
+    project = bake(cookies)
+    assert fresh(project.path)
+    with zipfile.ZipFile(project.path / RUNTIME_WHEEL, "a") as wheel:
+        wheel.writestr("ml_workflows/extra.py", "CHANGED = True\n")
+    assert not fresh(project.path)
 
 
 @pytest.mark.parametrize("row", answer_matrix.pairwise(), ids=lambda row: "-".join(str(v) for v in row.values()))
@@ -85,7 +108,7 @@ def test_make_install_refuses_a_lock_that_no_longer_matches_and_installs_nothing
     would move versions on its own); without a lock it says how to get one back."""
     project = bake(cookies)
     pyproject = project.path / "pyproject.toml"
-    edited = pyproject.read_text().replace('    "s3fs>=2024.6",\n', '    "s3fs>=2024.6",\n    "tabulate",\n')
+    edited = pyproject.read_text().replace('    "scikit-learn>=1.6",\n', '    "scikit-learn>=1.6",\n    "tabulate",\n')
     assert '"tabulate"' in edited
     pyproject.write_text(edited)
     proc = project.make("install", check=False)

@@ -1,5 +1,6 @@
 """Slow: the seam holds. A user's own schema and model (README, "Bring your own data and model", followed
-literally) replace the sample, and the baked project's own lint, tests and run pass unchanged."""
+literally) replace the sample, and the baked project's own lint, tests and run, and the runtime's tests, pass
+unchanged."""
 
 import re
 import subprocess
@@ -35,6 +36,9 @@ def test_a_second_model_replaces_only_the_seam_and_the_project_passes_unchanged(
     # (600 s, sized for the sample) gets room for the 600k-row fault tests; no assertion changes.
     tests = project.make("test", timeout=3000, PYTEST_ADDOPTS="--timeout=1800")
     assert re.search(r"\d+ passed", tests.stdout) and " failed" not in tests.stdout.splitlines()[-1]
+    # The runtime's own tests against the user's seam (they ran against the sample's in the default bake): lifecycle,
+    # faults, reports and the pipeline's units see this model and schema, not the sample's.
+    project.runtime_tests("--timeout=1800", timeout=3000)
     with project.prefect_server():
         run = project.make("run", timeout=1800)
     summary = run.stdout

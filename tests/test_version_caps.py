@@ -1,5 +1,9 @@
-"""Upper bounds in the generated pyproject.toml: each carries its reason, and a cap that excludes a released
+"""Upper bounds a generated project installs under: each carries its reason, and a cap that excludes a released
 version is shown to still be needed (a cap that no longer holds is a defect).
+
+The caps live in two places: the project's own pyproject.toml (its model's libraries, the infra and dev groups) and
+the runtime's, runtime/pyproject.toml (what ml_workflows needs: Prefect, bokeh, MLflow's client), which every bake
+gets through its vendored ml-workflows wheel's metadata.
 
 The probes install the newest excluded release over the installed default project (pip --target, no
 dependencies, first on PYTHONPATH) and run the smallest use that broke; the same use must work with the
@@ -11,22 +15,40 @@ from __future__ import annotations
 import re
 import subprocess
 import tomllib
+import zipfile
+from email.parser import Parser
 
 import pytest
 from packaging.requirements import Requirement
 
-from tests.baked import bake
+from tests.baked import CONTEXT, TEMPLATE, bake
 
-# Every upper bound the generated project declares, and why (README "Version caps" says the same).
+RUNTIME_PYPROJECT = TEMPLATE / "runtime" / "pyproject.toml"
+RUNTIME_WHEEL = (
+    TEMPLATE
+    / "{{cookiecutter.project_slug}}"
+    / "vendor"
+    / f"ml_workflows-{CONTEXT['_runtime_version']}-py3-none-any.whl"
+)
+
+# Every upper bound a generated project installs under, and why (its "Version caps" documentation says the same).
 CAPS = {
+    # the project's pyproject.toml
     "scipy": "<1.18",  # probed below: dask-glm's lbfgs breaks
-    "bokeh": "<3.10",  # probed below: the scheduler's dashboard does not stop
-    "prefect": "<4",  # major version: nothing released is excluded
     "pulumi": "<4",  # major version: nothing released is excluded
     "pulumi-aws": "<8",  # major version: nothing released is excluded
+    "mlflow": "<4",  # tracking=mlflow bakes' dev group; major version: nothing released is excluded
+    # runtime/pyproject.toml
+    "bokeh": "<3.10",  # probed below: the scheduler's dashboard does not stop
+    "prefect": "<4",  # major version: nothing released is excluded
+    "mlflow-skinny": "<4",  # the runtime's `mlflow` extra; major version: nothing released is excluded
 }
-# Exact pins and one-minor ranges that are the pin guard's, not caps (see pins.py).
-PINNED = {"dask", "distributed"}
+PROJECT_CAPS = {"none": {"scipy", "pulumi", "pulumi-aws"}, "mlflow": {"scipy", "pulumi", "pulumi-aws", "mlflow"}}
+RUNTIME_CAPS = {"bokeh", "prefect", "mlflow-skinny"}
+# The runtime's caps a bake installs under: its `mlflow` extra only where the project pins ml-workflows[mlflow].
+RUNTIME_CAPS_USED = {"none": {"bokeh", "prefect"}, "mlflow": RUNTIME_CAPS}
+# Exact pins and one-minor ranges that are the pin guard's, not caps (see ml_workflows.deploy.pins).
+PINNED = {"dask", "distributed", "ml-workflows"}
 
 SCIPY_PROBE = """
 import dask
@@ -63,29 +85,73 @@ PROBES = [
 
 
 def requirements_with_lines(text: str) -> list[tuple[Requirement, str]]:
-    """Each dependency string of [project] and [dependency-groups] with the source line it is on."""
+    """Each dependency string of [project] (its optional dependencies too) and [dependency-groups] with the source line
+    it is on."""
     data = tomllib.loads(text)
-    specs = list(data["project"]["dependencies"])
+    specs = list(data["project"].get("dependencies", []))
+    for extra in data["project"].get("optional-dependencies", {}).values():
+        specs.extend(extra)
     for group in data.get("dependency-groups", {}).values():
         specs.extend(s for s in group if isinstance(s, str))
     lines = text.splitlines()
     return [(Requirement(spec), next(line for line in lines if f'"{spec}"' in line)) for spec in specs]
 
 
-def test_every_upper_bound_is_listed_and_gives_its_reason(cookies):
-    project = bake(cookies)
+def caps_with_reasons(text: str, where: str) -> dict[str, str]:
+    """The upper bounds of a pyproject.toml, each of which must say why on its own line (a comment after it)."""
     capped = {}
-    for req, line in requirements_with_lines(project.read("pyproject.toml")):
+    for req, line in requirements_with_lines(text):
         uppers = [s for s in req.specifier if s.operator in ("<", "<=", "==", "~=", "===")]
         if not uppers or req.name in PINNED:
             continue
         capped[req.name] = ",".join(str(s) for s in uppers)
-        assert re.search(r'",\s+#\s+\S.{15,}', line), f"{req.name}: an upper bound without its reason: {line.strip()}"
-    assert capped == CAPS
-    readme = project.read("README.md")
-    section = readme.split("## Version caps", 1)[1].split("\n## ", 1)[0]
-    for name, cap in CAPS.items():
-        assert f"`{name}{cap}`" in section, f"README 'Version caps' does not explain {name}{cap}"
+        assert re.search(r'"\s*[,\]]\s*#\s+\S.{15,}', line), (
+            f"{where}: {req.name}: an upper bound without its reason: {line.strip()}"
+        )
+    return capped
+
+
+def caps_section(project) -> str:
+    """The "Version caps" section of the project's documentation: README.md or the versions page it links."""
+    sections = [
+        text.split("## Version caps", 1)[1].split("\n## ", 1)[0]
+        for rel in ("README.md", "docs/versions.md")
+        if (project.path / rel).is_file() and "## Version caps" in (text := project.read(rel))
+    ]
+    assert len(sections) == 1, "the project documents its version caps in one 'Version caps' section"
+    return sections[0]
+
+
+def test_every_runtime_upper_bound_is_listed_and_gives_its_reason():
+    capped = caps_with_reasons(RUNTIME_PYPROJECT.read_text(), "runtime/pyproject.toml")
+    assert capped == {name: CAPS[name] for name in RUNTIME_CAPS}
+    # What a bake installs under is the vendored wheel's metadata: the same caps.
+    with zipfile.ZipFile(RUNTIME_WHEEL) as wheel:
+        (name,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = Parser().parsestr(wheel.read(name).decode())
+    in_wheel = {}
+    for spec in metadata.get_all("Requires-Dist"):
+        req = Requirement(spec)
+        uppers = [s for s in req.specifier if s.operator in ("<", "<=", "==", "~=", "===")]
+        if uppers and req.name not in PINNED:
+            in_wheel[req.name] = ",".join(str(s) for s in uppers)
+    assert in_wheel == capped
+
+
+@pytest.mark.parametrize("tracking", ["none", "mlflow"])
+def test_every_upper_bound_is_listed_and_gives_its_reason(cookies, tracking):
+    project = bake(cookies, tracking=tracking)
+    capped = caps_with_reasons(project.read("pyproject.toml"), f"the {tracking} bake's pyproject.toml")
+    assert capped == {name: CAPS[name] for name in PROJECT_CAPS[tracking]}
+    (runtime,) = [r for r, _ in requirements_with_lines(project.read("pyproject.toml")) if r.name == "ml-workflows"]
+    assert runtime.extras == ({"mlflow"} if tracking == "mlflow" else set())  # which runtime caps apply (the extra's)
+    section = caps_section(project)
+    for name in PROJECT_CAPS[tracking] | RUNTIME_CAPS_USED[tracking]:
+        rows = [line for line in section.splitlines() if f"`{name}{CAPS[name]}`" in line]
+        assert rows, f"'Version caps' does not explain {name}{CAPS[name]}"
+        # and says where the cap is declared: the project's pyproject.toml, or the runtime (moves with its release)
+        where = "runtime" if name in RUNTIME_CAPS else "pyproject.toml"
+        assert all(where in row for row in rows), f"'Version caps' does not place {name}{CAPS[name]} in the {where}"
 
 
 @pytest.mark.slow
@@ -125,5 +191,6 @@ def test_a_cap_that_excludes_a_release_still_holds(
     assert newer.startswith(f"{package} {excluded}:"), f"the probe did not import the overlay: {newer}"
     assert re.search(excluded_says, newer), (
         f"{package} {excluded} passes the probe now ({newer}): the cap {package}{CAPS[package]} no longer holds; "
-        "drop it from the generated pyproject.toml, CAPS here and README 'Version caps', then re-run the slow tests"
+        "drop it from the pyproject.toml that declares it (the generated project's or runtime/pyproject.toml), CAPS "
+        "here and the 'Version caps' documentation, then re-run the slow tests"
     )

@@ -113,7 +113,7 @@ def test_template_workflows_are_lint_clean():
 def test_every_answer_that_changes_github_is_linted(cookies):
     default = github_tree(bake(cookies).path)
     changed = []
-    for answers, _ in VARIATIONS:
+    for answers, *_ in VARIATIONS:
         tree = github_tree(bake(cookies, **answers).path) if answers.get("ci") != "none" else {}
         if tree and tree != default:
             changed.append(answers)
@@ -141,6 +141,7 @@ def test_one_pin_per_action_across_the_template_and_generated_workflows():
         ".github/workflows/ci.yml",
         ".github/workflows/answer-matrix.yml",
         ".github/workflows/locks.yml",
+        ".github/workflows/release.yml",
         "{{cookiecutter.project_slug}}/.github/workflows/ci.yml",
     }
 

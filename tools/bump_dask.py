@@ -5,8 +5,8 @@
 
 `cookiecutter.json` stays the single source: `_dask_images` (release -> pythons with a
 ghcr.io/dask/dask image) and the `dask_version` default. The hooks and tests read only that.
-The registry is read with the generated project's own pin module, so there is one
-implementation of "which image tags exist".
+The registry is read with the pin module of the runtime (runtime/src/ml_workflows/deploy/pins.py, the module the
+vendored wheel carries and every generated project runs), so there is one implementation of "which image tags exist".
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 CONTEXT_FILE = TEMPLATE / "cookiecutter.json"
-PINS_FILE = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}" / "deploy" / "pins.py"
+PINS_FILE = TEMPLATE / "runtime" / "src" / "ml_workflows" / "deploy" / "pins.py"
 TABLE_RE = re.compile(r'"_dask_images": \{[^{}]*\}')
 DEFAULT_RE = re.compile(r'^(  "dask_version": )"[^"]*"', re.MULTILINE)
 
@@ -29,7 +29,7 @@ def load_pins():
     spec = importlib.util.spec_from_file_location("template_pins", PINS_FILE)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    # No bytecode cache inside the template: every bake after it would copy deploy/__pycache__ along.
+    # No bytecode cache written into runtime/src, the tree the vendored wheel is built from (tools/runtime_wheel.py).
     saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         spec.loader.exec_module(module)

@@ -13,11 +13,11 @@ package index: they are resolved against Poetry's default source, the one a user
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import itertools
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +29,9 @@ from pathlib import Path
 import answer_matrix  # tools/, beside this file
 
 TEMPLATE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TEMPLATE / "runtime" / "src"))
+from ml_workflows.deploy.upgrade import forget_locked  # noqa: E402 - the runtime's own rule (stdlib only)
+
 CONTEXT = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 PROJECT = TEMPLATE / "{{cookiecutter.project_slug}}"
 
@@ -66,10 +69,23 @@ def bake(answers: dict[str, str], out: Path) -> Path:
 
 
 def is_fresh(project: Path, lock: Path) -> bool:
-    """Poetry's own test: the lock's content-hash is that of the project's dependency declarations."""
+    """Poetry's own test (the lock's content-hash is that of the project's dependency declarations), and the runtime
+    wheel in the project's vendor/ is the one the lock records by hash."""
     from poetry.packages.locker import Locker
 
-    return Locker(lock, tomllib.loads((project / "pyproject.toml").read_text())).is_fresh()
+    if not Locker(lock, tomllib.loads((project / "pyproject.toml").read_text())).is_fresh():
+        return False
+    return runtime_hashes(lock) == {f"sha256:{hashlib.sha256(w.read_bytes()).hexdigest()}" for w in wheels(project)}
+
+
+def wheels(project: Path) -> list[Path]:
+    return sorted((project / "vendor").glob("ml_workflows-*.whl"))
+
+
+def runtime_hashes(lock: Path) -> set[str]:
+    """The hashes the lock records for the ml-workflows runtime."""
+    packages = tomllib.loads(lock.read_text())["package"]
+    return {f["hash"] for p in packages if p["name"] == "ml-workflows" for f in p.get("files", [])}
 
 
 def poetry_env() -> dict[str, str]:
@@ -88,16 +104,19 @@ def write_one(answers: dict[str, str], upgrade: bool, work: Path) -> str:
     if upgrade:
         lock.unlink(missing_ok=True)  # resolve from nothing: the newest releases the constraints allow
     elif seed := next((p for p in (shipped, *sorted(LOCKS.glob(f"*-{answers['tracking']}.lock"))) if p.exists()), None):
-        # `poetry lock` keeps every locked version that still fits: a new lock starts from a sibling's versions.
-        shutil.copyfile(seed, lock)
+        # `poetry lock` keeps every locked version that still fits: a new lock starts from a sibling's versions. The
+        # runtime is resolved again: Poetry keeps a file dependency's locked hash, and the wheel may have changed.
+        lock.write_text(forget_locked(seed.read_text()))
     t0 = time.monotonic()
     cmd = ["poetry", "lock", "--regenerate"] if upgrade else ["poetry", "lock"]
     proc = subprocess.run(cmd, cwd=project, env=poetry_env(), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{name}: poetry lock failed\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     text = lock.read_text()
-    if "[package.source]" in text:
-        raise RuntimeError(f"{name}: the lock names a package source; lock against Poetry's default source only")
+    sources = [p.get("source") for p in tomllib.loads(text)["package"] if p.get("source")]
+    # The one source a lock may name: the runtime wheel vendored with the project (a path inside the bake).
+    if any(s.get("type") != "file" or not s.get("url", "").startswith("vendor/ml_workflows-") for s in sources):
+        raise RuntimeError(f"{name}: the lock names a package index; lock against Poetry's default source only")
     LOCKS.mkdir(exist_ok=True)
     before = versions(shipped) if shipped.exists() else None
     shipped.write_text(text)
@@ -125,7 +144,7 @@ def check(work: Path) -> Iterator[str]:
         if not lock.exists():
             yield f"{name}: missing (python tools/locks.py write)"
         elif not is_fresh(bake(answers, work / name), lock):
-            yield f"{name}: stale, pyproject.toml's dependencies changed (python tools/locks.py write)"
+            yield f"{name}: stale, pyproject.toml's dependencies or the runtime wheel changed (tools/locks.py write)"
     for extra in sorted(p.name for p in LOCKS.glob("*.lock") if p.name not in wanted):
         yield f"{extra}: no supported answer set uses it (delete it)"
 

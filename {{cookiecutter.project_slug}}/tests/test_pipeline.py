@@ -8,13 +8,13 @@ import pytest
 import s3fs
 from distributed import LocalCluster
 from distributed.core import Status
+from ml_workflows import cli, cluster, steps, storage
+from ml_workflows.model_store import load_model
+from ml_workflows.settings import Settings
+from ml_workflows.validation import REASON
 
 from {{ cookiecutter.package_name }} import flows
 from {{ cookiecutter.package_name }}.model import QUALITY_GATE
-from {{ cookiecutter.package_name }}.runtime import cli, cluster, steps, storage
-from {{ cookiecutter.package_name }}.runtime.model_store import load_model
-from {{ cookiecutter.package_name }}.runtime.settings import Settings
-from {{ cookiecutter.package_name }}.runtime.validation import REASON
 from {{ cookiecutter.package_name }}.schema import SCHEMA
 
 ID = SCHEMA.id

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
+from ml_workflows.columns import Categorical
+from ml_workflows.validation import REASON, split_valid
 
 from {{ cookiecutter.package_name }} import model as user_model
-from {{ cookiecutter.package_name }}.runtime.columns import Categorical
-from {{ cookiecutter.package_name }}.runtime.validation import REASON, split_valid
 from {{ cookiecutter.package_name }}.sample_data import make_partition
 from {{ cookiecutter.package_name }}.schema import SCHEMA
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from ml_workflows.quality import QualityGate
 
-from .runtime.quality import QualityGate
 from .schema import SCHEMA
 
 QUALITY_GATE = QualityGate(metric="roc_auc", minimum=0.7)

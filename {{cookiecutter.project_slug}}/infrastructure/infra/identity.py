@@ -62,7 +62,7 @@ class Arns:
 
     @property
     def flow_run_task_definitions(self) -> str:
-        # prefect-aws registers the work pool's task definition family (deploy/work_pool.py: <base>-flow-run).
+        # prefect-aws registers the work pool's task definition family (ml_workflows.deploy.work_pool: <base>-flow-run).
         return self._arn("ecs", f"task-definition/{self.base_name}-flow-run:*")
 
     @property
@@ -120,7 +120,7 @@ def prefect_api_key_secret_name(base_name: str) -> str:
 
 def api_key_secret(base_name: str) -> aws.secretsmanager.Secret:
     """The Prefect API key for the ECS worker and the flow runs. Its value is put by `make deploy`
-    (deploy/commands.py: store_api_key), never by Pulumi: it stays out of the state."""
+    (ml_workflows.deploy.commands: store_api_key), never by Pulumi: it stays out of the state."""
     return aws.secretsmanager.Secret(
         "prefect-api-key",
         name=prefect_api_key_secret_name(base_name),
@@ -197,7 +197,7 @@ def execution_policy(a: Arns) -> str:
 
 
 {% if cookiecutter.tracking == "mlflow" -%}
-# MLflow artifacts (tracking = mlflow; runtime/tracking.py): the flow run writes them under this prefix of the
+# MLflow artifacts (tracking = mlflow; ml_workflows.tracking): the flow run writes them under this prefix of the
 # project bucket (its bucket statements cover it); the Dask scheduler and workers never touch them.
 TRACKING_PREFIX = "pipeline/mlflow"
 

@@ -30,6 +30,7 @@ OUTPUT_NAMES = (
     "prefect_api_key_secret_arn",
     "prefect_worker_role_arn",
     "prefect_worker_service",
+    "use_fargate_spot",
 )
 
 
@@ -91,6 +92,8 @@ def build(s: Settings) -> dict[str, pulumi.Output]:
         # Empty when the worker runs outside the stack (prefect_worker = false; README "The Prefect worker").
         "prefect_worker_role_arn": roles.worker_role.arn if roles.worker_role else pulumi.Output.from_input(""),
         "prefect_worker_service": service.name if service else pulumi.Output.from_input(""),
+        # FargateCluster puts the Dask workers on FARGATE_SPOT when the stack says so (the runtime reads it here).
+        "use_fargate_spot": pulumi.Output.from_input(s.use_fargate_spot),
     }
     if tuple(outputs) != OUTPUT_NAMES:  # the names are a contract; keep this list and the dict in step
         raise RuntimeError("stack outputs drifted from OUTPUT_NAMES")

@@ -13,7 +13,7 @@ import os
 import sys
 import types
 
-import infra_harness
+from ml_workflows.testing import pulumi_program as infra_harness
 
 # Accepted findings: (policy resource, parliament issue, actions it names) -> why.
 ACCEPTED = {

@@ -9,7 +9,8 @@ import json
 import pytest
 from infra import settings
 from infra.stack import OUTPUT_NAMES
-from infra_harness import ACCOUNT, Synth, load_rules, project_config, synth
+from ml_workflows import policy as rules
+from ml_workflows.testing.pulumi_program import ACCOUNT, Synth, project_config, synth
 
 PROJECT, DEFAULTS = project_config()
 SCENARIOS = {
@@ -380,7 +381,8 @@ def test_roles_trust_only_ecs_tasks_of_this_account(stack):
 
 
 def test_every_policy_pack_rule_passes_on_the_program(stack):
-    rules = load_rules()
+    """The runtime's policy pack (ml_workflows.policy: what `make preview` and `make provision` enforce) finds
+    nothing wrong with this program's resources."""
     violations = [
         f"{r.name}: {message}"
         for r in stack.resources

@@ -1,12 +1,12 @@
 """YOUR FLOWS: the Prefect flows ``generate``, ``train``, ``score`` and ``batch-pipeline``.
 
-Their Prefect names carry the project (``{{ cookiecutter.project_slug }}-batch-pipeline``, ...: runtime/names.py), so
-projects sharing a Prefect workspace never share a flow or a deployment.
+Their Prefect names carry the project (``{{ cookiecutter.project_slug }}-batch-pipeline``, ...: ``ml_workflows.names``),
+so projects sharing a Prefect workspace never share a flow or a deployment.
 
-Each flow opens one Dask cluster from the settings (:func:`.runtime.cluster.dask_client`: version-
-checked before any work, closed pass or fail) and runs the steps of :mod:`.runtime.steps`, which
-call your ``schema.py`` and ``model.py``. Edit these flows to change what a run does (add a step,
-drop the sample data); leave the steps' plumbing as it is. ``batch-pipeline`` without dataset URLs
+Each flow opens one Dask cluster from the settings (``ml_workflows.cluster.dask_client``: version-checked before
+any work, closed pass or fail) and runs the steps of ``ml_workflows.steps``, which call your ``schema.py`` and
+``model.py``. Edit these flows to change what a run does (add a step, drop the sample data); the steps come with
+the runtime and are upgraded with it. ``batch-pipeline`` without dataset URLs
 generates the sample data first; given ``train_dataset_url`` / ``score_dataset_url`` (local paths or
 ``s3://`` URLs) it trains on and scores your data instead.
 """
@@ -17,20 +17,20 @@ import time
 from typing import Any
 
 from distributed import Client
-from prefect import flow, get_run_logger
 
 # Absolute imports: Prefect deployments import this module by name (prefect.yaml entrypoints).
-from {{ cookiecutter.package_name }}.runtime import names, notifications, storage
-from {{ cookiecutter.package_name }}.runtime.cluster import dask_client
-from {{ cookiecutter.package_name }}.runtime.reports import RunObserver, publish_summary
-from {{ cookiecutter.package_name }}.runtime.settings import Settings
-from {{ cookiecutter.package_name }}.runtime.steps import (
+from ml_workflows import names, notifications, storage
+from ml_workflows.cluster import dask_client
+from ml_workflows.reports import RunObserver, publish_summary
+from ml_workflows.settings import Settings
+from ml_workflows.steps import (
     generate_sample,
     paths,
     score_dataset,
     train_model,
     with_retries,
 )
+from prefect import flow, get_run_logger
 
 
 def _generate(client: Client, settings: Settings, run_id: str) -> list[dict[str, Any]]:

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from ml_workflows.columns import Categorical, Numeric, Schema
+from ml_workflows.storage import join, open_write, parquet_options
 
-from .runtime.columns import Categorical, Numeric, Schema
-from .runtime.storage import join, open_write, parquet_options
 from .schema import SCHEMA
 
 NOISE = 0.3

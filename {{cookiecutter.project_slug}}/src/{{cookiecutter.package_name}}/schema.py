@@ -16,7 +16,7 @@ treated as corrupt (sensor glitches, unit errors, sentinel values).
 
 from __future__ import annotations
 
-from .runtime.columns import Categorical, Numeric, Schema
+from ml_workflows.columns import Categorical, Numeric, Schema
 
 __all__ = ["SCHEMA", "Categorical", "Numeric", "Schema"]
 
