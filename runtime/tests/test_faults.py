@@ -165,7 +165,7 @@ def test_flaky_s3_is_retried_and_a_permanent_error_commits_nothing(
     fs.invalidate_cache()
     manifests = fs.glob(f"{data_url}/predictions/*/{storage.MANIFEST}")
     assert manifests == [storage.join(scoring["predictions_url"], storage.MANIFEST).removeprefix("s3://")]
-    assert storage.latest(f"{data_url}/predictions", so) == scoring["predictions_url"]  # unchanged
+    assert storage.current(f"{data_url}/predictions", so) == scoring["predictions_url"]  # unchanged
     closed = wait_for(lambda: all(c.status == Status.closed for c in created), 10)
     assert created and closed, [c.status for c in created]
     assert wait_for(lambda: set(worker_processes(os.getpid())) <= before, timeout=30), worker_processes(os.getpid())
@@ -223,7 +223,7 @@ def test_malformed_rows_and_partitions_each_have_a_counted_outcome(env, capsys):
     _write(ds / "part-00002.parquet", _frame(0, 0, 3))  # an empty partition
 
     assert cli.main(["score", "--dataset", str(ds)]) == cli.EXIT_OK
-    url = storage.latest(str(env / "predictions"))
+    url = storage.current(str(env / "predictions"))
     manifest = storage.read_manifest(url)
     n_bad = len(expected)
     assert manifest["rows"] == 2000 - n_bad and manifest["quarantined_rows"] == n_bad

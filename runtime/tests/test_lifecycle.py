@@ -69,8 +69,10 @@ def test_compare_promotes_unless_worse_by_more_than_the_tolerance(higher):
     assert promotion.compare(gate, {"m": better}, champion, 0.005)["promote"]
     assert promotion.compare(gate, {"m": 0.80}, champion, 0.0)["promote"]
     assert promotion.compare(gate, {"m": slightly}, champion, 0.005)["promote"]
-    decision = promotion.compare(gate, {"m": much}, champion, 0.005, champion_url="c")
-    assert not decision["promote"] and "over the tolerance" in decision["reason"] and decision["champion_url"] == "c"
+    decision = promotion.compare(gate, {"m": much}, champion, 0.005, current_model_url="c")
+    assert (
+        not decision["promote"] and "over the tolerance" in decision["reason"] and decision["current_model_url"] == "c"
+    )
     assert promotion.compare(gate, {"m": much}, None, 0.005)["promote"]  # nothing to beat
     unusable = promotion.compare(gate, {"m": much}, None, 0.005, champion_problem="trained on another schema")
     assert unusable["promote"] and "another schema" in unusable["reason"]
@@ -94,7 +96,7 @@ def test_promote_and_rollback_move_latest_in_one_write_and_are_recorded(tmp_path
     latest = root / storage.LATEST
     promotion.promote(str(root), a, "first")
     promotion.promote(str(root), b, "second")
-    assert storage.latest(str(root)) == b
+    assert storage.current(str(root)) == b
 
     # Refusals change nothing: not committed, not under this root, not a model.
     before = latest.read_bytes()
@@ -110,7 +112,7 @@ def test_promote_and_rollback_move_latest_in_one_write_and_are_recorded(tmp_path
     assert promotion.rollback(str(root), "bad model")["latest"] == a
     with pytest.raises(promotion.PromotionError, match="no previous model"):
         promotion.rollback(str(root), "again")
-    assert storage.latest(str(root)) == a
+    assert storage.current(str(root)) == a
     promotion.promote(str(root), c, "third")
     assert promotion.state(str(root))["history"] == [a]
     events = promotion.events(str(root))
@@ -175,7 +177,7 @@ def test_a_worse_model_is_not_promoted_and_latest_is_unchanged(pipeline_env, mon
     comparison = second["model"]["comparison"]
     assert not second["model"]["promoted"] and not comparison["promote"]
     assert latest.read_bytes() == before  # _LATEST did not move
-    assert storage.latest(str(pipeline_env / "models")) == champion
+    assert storage.current(str(pipeline_env / "models")) == champion
     # Both models were evaluated on the same holdout rows with the gate's metric and direction.
     assert comparison["evaluated_on"] == "holdout" and comparison["metric"] == QUALITY_GATE.metric
     assert comparison["champion"] == first["model"]["metrics"]
@@ -203,13 +205,13 @@ def test_a_worse_model_is_not_promoted_and_latest_is_unchanged(pipeline_env, mon
     # By hand: promote the candidate anyway, then roll back; each is one write, recorded.
     capsys.readouterr()
     assert cli.main(["promote", "--model", candidate.rsplit("/", 1)[-1], "--reason", "checked by hand"]) == 0
-    assert storage.latest(str(pipeline_env / "models")) == candidate
+    assert storage.current(str(pipeline_env / "models")) == candidate
     assert cli.main(["rollback", "--reason", "it was worse after all"]) == 0
-    assert storage.latest(str(pipeline_env / "models")) == champion
+    assert storage.current(str(pipeline_env / "models")) == champion
     assert cli.main(["rollback"]) == cli.EXIT_FAILED  # nothing before the first model
     assert "no previous model" in capsys.readouterr().err
     assert cli.main(["promote", "--model", "no-such-run"]) == cli.EXIT_FAILED
-    assert storage.latest(str(pipeline_env / "models")) == champion
+    assert storage.current(str(pipeline_env / "models")) == champion
     actions = [e["action"] for e in promotion.events(str(pipeline_env / "models"))]
     assert actions == ["promote", "candidate", "candidate", "promote", "rollback"]
 

@@ -120,7 +120,7 @@ def _published(data: Path) -> dict[str, str | None]:
     out = {}
     for kind in ("models", "predictions"):
         try:
-            out[kind] = storage.latest(str(data / kind))
+            out[kind] = storage.current(str(data / kind))
         except storage.NotCommittedError:
             out[kind] = None
     return out

@@ -202,7 +202,9 @@ def test_commit_is_all_or_nothing(tmp_path):
         storage.read_manifest(final)
     storage.commit(staging, final, {"files": [{"path": "a.parquet", "rows": 1}]})
     assert storage.committed_files(final) == [storage.join(final, "a.parquet")]
-    assert storage.latest(str(tmp_path)) == final
+    assert storage.current(str(tmp_path)) == final
+    with pytest.warns(DeprecationWarning, match=r"storage.current\(\)"):  # the name before 2026.12.6, one release on
+        assert storage.latest(str(tmp_path)) == final
     with pytest.raises(FileExistsError):
         storage.commit(staging, final, {"files": []})
 

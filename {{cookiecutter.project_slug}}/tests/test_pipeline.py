@@ -128,7 +128,7 @@ def test_s3_pipeline_on_an_external_process_cluster(pipeline_env, monkeypatch, s
     assert manifest["rows"] + manifest["quarantined_rows"] == 8000
     rows = sum(pq.ParquetFile(fs.open(f)).metadata.num_rows for f in fs.glob(url + "/part-*.parquet"))
     assert rows == manifest["rows"]
-    assert storage.latest(f"{data_url}/predictions", {"client_kwargs": {"endpoint_url": moto_s3}}) == url
+    assert storage.current(f"{data_url}/predictions", {"client_kwargs": {"endpoint_url": moto_s3}}) == url
     assert fs.glob(f"{data_url}/predictions/_staging/**") == []
 
 

@@ -103,8 +103,8 @@ def render(est: Estimate, workers: int, vcpus: int, hours: float, prices: dict, 
     lines.append(f"{'total per run':34}{est.run_on_demand:>12.2f}{est.run_spot:>14.2f}")
     lines.append("Always on, per month:")
     for name, value in est.per_month.items():
-        lines.append(f"  {name:32}{value:>12.2f}")
-    lines.append(f"  {'total per month (idle stack)':32}{sum(est.per_month.values()):>12.2f}")
+        lines.append(f"  {name:36}{value:>12.2f}")
+    lines.append(f"  {'total per month (idle stack)':36}{sum(est.per_month.values()):>12.2f}")
     return "\n".join(lines)
 
 

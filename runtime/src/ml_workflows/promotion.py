@@ -42,7 +42,7 @@ def compare(
     champion: dict[str, float] | None,
     tolerance: float,
     *,
-    champion_url: str | None = None,
+    current_model_url: str | None = None,
     evaluated_on: str = "holdout",
     champion_problem: str | None = None,
 ) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def compare(
         "higher_is_better": higher,
         "tolerance": tolerance,
         "evaluated_on": evaluated_on,
-        "champion_url": champion_url,
+        "current_model_url": current_model_url,
         "challenger": dict(challenger),
         "champion": dict(champion) if champion is not None else None,
     }
@@ -86,7 +86,7 @@ def compare(
     return {**result, "promote": False, "reason": f"worse by {-gain:.4f}, over the tolerance: {figures}"}
 
 
-# -- the _LATEST pointer and its history -------------------------------------------------------------
+# -- the current-model pointer (_LATEST) and its history -------------------------------------------------------------
 def state(models_root: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """``_LATEST`` as a dict (``latest``, ``history``); ``{}`` when nothing was promoted yet."""
     try:
@@ -120,7 +120,7 @@ def events(models_root: str, storage_options: dict[str, Any] | None = None) -> l
     return [storage.read_json(protocol + p, storage_options) for p in names]
 
 
-def _set_latest(
+def _set_current(
     models_root: str, latest: str, history: list[str], event: dict[str, Any], storage_options: dict[str, Any] | None
 ) -> dict[str, Any]:
     pointer = {"latest": latest, "history": history[-HISTORY_KEPT:], "at": _now(), **event}
@@ -151,7 +151,7 @@ def promote(
     history = [u for u in current.get("history", []) if u != model_url]
     if current.get("latest") and current["latest"] != model_url:
         history.append(current["latest"])
-    return _set_latest(models_root, model_url, history, {"action": "promote", "reason": reason}, storage_options)
+    return _set_current(models_root, model_url, history, {"action": "promote", "reason": reason}, storage_options)
 
 
 def rollback(models_root: str, reason: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -163,4 +163,4 @@ def rollback(models_root: str, reason: str, storage_options: dict[str, Any] | No
     previous = history[-1]
     _committed_model(previous, storage_options)
     event = {"action": "rollback", "reason": reason, "rolled_back": current["latest"]}
-    return _set_latest(models_root, previous, history[:-1], event, storage_options)
+    return _set_current(models_root, previous, history[:-1], event, storage_options)

@@ -186,7 +186,7 @@ def summary_text(run_id: str, trained: dict | None, scored: dict | None, seconds
             verdict = "promoted (now the current model)" if comparison["promote"] else "kept as a candidate"
             lines.append(f"  decision:   {verdict}: {comparison['reason']}")
             if not comparison["promote"]:
-                lines.append(f"  scoring with the current model: {comparison['champion_url']}")
+                lines.append(f"  scoring with the current model: {comparison['current_model_url']}")
     if scored:
         lines.append(
             f"predictions:  {scored['predictions_url']}  {scored['rows']:,} rows scored in {scored['seconds']}s "
@@ -235,7 +235,7 @@ def publish_comparison(comparison: dict[str, Any], run_id: str, model_url: str) 
         key="model-comparison",
         markdown=(
             f"New model `{model_url}`: {verdict}.\n\n{comparison['reason']}.\n\n"
-            f"Current model before this run: `{comparison.get('champion_url') or 'none'}`; compared on the "
+            f"Current model before this run: `{comparison.get('current_model_url') or 'none'}`; compared on the "
             f"{comparison['evaluated_on']} with `{comparison['metric']}` "
             f"({'higher' if comparison['higher_is_better'] else 'lower'} is better), "
             f"tolerance {comparison['tolerance']:g}.\n\n"

@@ -205,7 +205,7 @@ def fit_and_evaluate(
     return model, metrics, counts, extra
 
 
-def current_champion(settings: Settings) -> tuple[str | None, Any | None, str | None]:
+def current_model(settings: Settings) -> tuple[str | None, Any | None, str | None]:
     """``(url, model, problem)`` of the model ``_LATEST`` names: ``(None, None, None)`` when there is none,
     ``(url, None, why)`` when it can no longer score (another schema, other library versions)."""
     so = settings.storage_options
@@ -234,8 +234,8 @@ def train_model(client: Client, settings: Settings, dataset_url: str, run_id: st
         from ml_workflows.tracking import TrackingSettings, log_training  # MLflow: training only
 
         TrackingSettings.from_env(settings)  # a missing tracking URI fails here, before any work
-    champion_url, champion, problem = current_champion(settings)
-    logger.info("training on %d files of %s (current model: %s)", len(files), dataset_url, champion_url or "none")
+    current_model_url, champion, problem = current_model(settings)
+    logger.info("training on %d files of %s (current model: %s)", len(files), dataset_url, current_model_url or "none")
     t0 = time.perf_counter()
     try:
         quarantine = storage.join(staging, "quarantine")
@@ -250,7 +250,7 @@ def train_model(client: Client, settings: Settings, dataset_url: str, run_id: st
             extra["challenger"],
             extra["champion"],
             settings.promotion_tolerance,
-            champion_url=champion_url,
+            current_model_url=current_model_url,
             evaluated_on=extra["evaluated_on"],
             champion_problem=problem,
         )
@@ -282,9 +282,9 @@ def train_model(client: Client, settings: Settings, dataset_url: str, run_id: st
     if comparison["promote"]:
         promotion.promote(models, final, f"run {run_id}: {comparison['reason']}", so)
     else:
-        event = {"action": "candidate", "model": final, "champion": champion_url, "reason": comparison["reason"]}
+        event = {"action": "candidate", "model": final, "champion": current_model_url, "reason": comparison["reason"]}
         promotion.record(models, event, so)
-        logger.warning("new model kept as a candidate (%s); scoring keeps %s", comparison["reason"], champion_url)
+        logger.warning("new model kept as a candidate (%s); scoring keeps %s", comparison["reason"], current_model_url)
     gate = user_model.QUALITY_GATE.describe(settings.quality_gate_min)
     return {
         "model_url": final,
@@ -294,7 +294,7 @@ def train_model(client: Client, settings: Settings, dataset_url: str, run_id: st
         "seconds": seconds,
         "comparison": comparison,
         "promoted": comparison["promote"],
-        "champion_url": final if comparison["promote"] else champion_url,
+        "current_model_url": final if comparison["promote"] else current_model_url,
     }
 
 

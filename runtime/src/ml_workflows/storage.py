@@ -12,7 +12,8 @@ Layout under a root URL (e.g. ``<data>/predictions``)::
     _staging/<run_id>/...       work in progress (removed on failure)
     <run_id>/part-*.parquet     committed result
     <run_id>/_MANIFEST.json     commit marker, written last
-    _LATEST                     run id of the newest committed result
+    _LATEST                     the current result: the newest committed one (for models: the current model,
+                                moved by promotion only); the file keeps its name, so data of earlier runs reads
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import posixpath
 import secrets
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,12 +143,19 @@ def read_manifest(url: str, storage_options: dict[str, Any] | None = None) -> di
         raise NotCommittedError(f"{url} holds no committed result (no {MANIFEST})") from exc
 
 
-def latest(root: str, storage_options: dict[str, Any] | None = None) -> str:
-    """URL of the newest committed result under ``root`` (e.g. ``<data>/models``)."""
+def current(root: str, storage_options: dict[str, Any] | None = None) -> str:
+    """URL of the current result under ``root``: the newest committed result (``<data>/predictions``), the current
+    model (``<data>/models``: the one promotion made current)."""
     try:
         return read_json(join(root, LATEST), storage_options)["latest"]
     except FileNotFoundError as exc:
         raise NotCommittedError(f"nothing committed under {root} yet") from exc
+
+
+def latest(root: str, storage_options: dict[str, Any] | None = None) -> str:
+    """Deprecated since ml-workflows 2026.12.6: :func:`current` (one name for the current model everywhere)."""
+    warnings.warn("storage.latest() is now storage.current()", DeprecationWarning, stacklevel=2)
+    return current(root, storage_options)
 
 
 def committed_files(url: str, storage_options: dict[str, Any] | None = None) -> list[str]:

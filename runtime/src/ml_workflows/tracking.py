@@ -159,7 +159,7 @@ def log_training(
                 "quality_gate": gate.describe(settings.quality_gate_min),
                 "promotion_tolerance": settings.promotion_tolerance,
                 "compared_on": comparison["evaluated_on"],
-                "champion_url": comparison.get("champion_url") or "none",
+                "current_model_url": comparison.get("current_model_url") or "none",
                 "seed": settings.seed,
             }
         )

@@ -82,10 +82,10 @@ def train_flow(
 def score_flow(
     data_url: str | None = None, model_url: str | None = None, dataset_url: str | None = None
 ) -> dict[str, Any]:
-    """Score ``dataset_url`` (default ``<data>/datasets/score``) with ``model_url`` (default: latest)."""
+    """Score ``dataset_url`` (default ``<data>/datasets/score``) with ``model_url`` (default: the current model)."""
     settings = Settings.from_env(data_url=data_url)
     p = paths(settings)
-    model_url = model_url or storage.latest(p["models"], settings.storage_options)
+    model_url = model_url or storage.current(p["models"], settings.storage_options)
     run_id = storage.new_run_id()
     observer = RunObserver(settings, run_id)
     with dask_client(settings) as client, observer.watch(client), observer.stage("score"):
@@ -123,7 +123,7 @@ def batch_pipeline(
             with observer.stage("score"):
                 # The current model after training: the new one if it was promoted, else the one it did not beat.
                 scored = with_retries(score_dataset, settings)(
-                    client, settings, trained["champion_url"], score_dataset_url or p["score"], run_id
+                    client, settings, trained["current_model_url"], score_dataset_url or p["score"], run_id
                 )
     summary = publish_summary(run_id, trained, scored, time.perf_counter() - t0)
     observed = observer.publish(trained, scored)
