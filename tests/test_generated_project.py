@@ -435,6 +435,11 @@ def test_project_from_before_the_breaking_layout_change_is_told_what_to_merge(tm
     assert "To merge by hand" in out, out
     assert "src/batch_scoring/model.py  (the template's change: src/batch_scoring/model.py.rej)" in out
     assert "our own change to the model" in model.read_text()  # nothing of the user's is lost
-    # Merged by hand (here: the template's model.py taken as is): the project checks clean again.
+    # Merged by hand (here: the template's model.py taken as is). The project's own poetry.lock (resolved before
+    # the template shipped locks) lacks the runtime: the pin guard says so and names the fix, after which the
+    # project checks clean again (docs/upgrading.md).
     (project.path / "src" / "batch_scoring" / "model.py.rej").unlink()
+    proc = project.make("check-pins", check=False)
+    assert proc.returncode != 0 and "records no ml-workflows, which pyproject.toml pins: make lock" in proc.stderr
+    project.make("lock")
     project.make("check-pins")

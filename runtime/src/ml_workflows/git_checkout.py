@@ -128,7 +128,8 @@ def _put_first(src: str) -> None:
     if src in sys.path:
         sys.path.remove(src)
     sys.path.insert(0, src)
-    for name in [n for n in sys.modules if n == current().package or n.startswith(current().package + ".")]:
+    package = current().package  # first: finding the project may import it, and sys.modules must hold still below
+    for name in [n for n in list(sys.modules) if n == package or n.startswith(package + ".")]:
         if not (getattr(sys.modules[name], "__file__", None) or "").startswith(src) and name != __name__:
             del sys.modules[name]
 
