@@ -9,6 +9,7 @@ from pathlib import Path
 
 import locks
 import pytest
+import runtime_wheel as runtime_wheel_tool
 from answer_matrix import CI_BAKES
 from cookiecutter.main import cookiecutter
 
@@ -272,33 +273,9 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
 
 
 def next_release(project: BakedProject, tmp_path: Path) -> Path:
-    """The project's runtime wheel as a later release would ship it (version 2099.1.1, the same code; its RECORD
-    rewritten, so installers that check it accept it)."""
-    import base64
-    import hashlib
-    import zipfile
-
+    """The project's runtime wheel as a later release would ship it (version 2099.1.1, the same code)."""
     [wheel] = (project.path / "vendor").glob("ml_workflows-*.whl")
-    old = wheel.name.split("-")[1]
-    info, new_info = f"ml_workflows-{old}.dist-info", "ml_workflows-2099.1.1.dist-info"
-    files = {}
-    with zipfile.ZipFile(wheel) as src:
-        for name in src.namelist():
-            data = src.read(name)
-            if name == f"{info}/METADATA":
-                data = data.replace(f"\nVersion: {old}\n".encode(), b"\nVersion: 2099.1.1\n")
-            files[name.replace(info, new_info)] = data
-    files.pop(f"{new_info}/RECORD")
-    record = [
-        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
-        for name, data in files.items()
-    ]
-    files[f"{new_info}/RECORD"] = ("\n".join([*record, f"{new_info}/RECORD,,"]) + "\n").encode()
-    target = tmp_path / "ml_workflows-2099.1.1-py3-none-any.whl"
-    with zipfile.ZipFile(target, "w") as dst:
-        for name, data in files.items():
-            dst.writestr(name, data)
-    return target
+    return runtime_wheel_tool.relabel(wheel, "2099.1.1", tmp_path)
 
 
 def runtime_wheel() -> str:
@@ -397,19 +374,7 @@ def test_project_from_before_the_breaking_layout_change_is_told_what_to_merge(tm
     the new files arrive, and `make update-template` ends with the list of what to merge by hand."""
     template = tmp_path / "template"
     template.mkdir()
-    archive = subprocess.run(["git", "-C", str(TEMPLATE), "archive", revision_before_layout()], capture_output=True)
-    subprocess.run(["tar", "-x", "-C", str(template)], input=archive.stdout, check=True)
-    git(template, "init", "-q", "-b", "main")
-    git(template, "add", "-A")
-    git(template, "commit", "-qm", "before the layout change")
-    old = git(template, "rev-parse", "HEAD")
-    for rel in git(TEMPLATE, "ls-files", "--cached", "--others", "--exclude-standard").splitlines():
-        if (TEMPLATE / rel).is_file():
-            (template / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(TEMPLATE / rel, template / rel)
-    git(template, "add", "-A")
-    git(template, "commit", "-qm", "today's template")
-    new = git(template, "rev-parse", "HEAD")
+    old, new = template_at(template, revision_before_layout())
     git(template, "checkout", "-q", old)
     path = cookiecutter(str(template), no_input=True, output_dir=str(tmp_path / "out"))
     git(template, "checkout", "-q", "main")

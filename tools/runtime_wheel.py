@@ -83,10 +83,9 @@ def members() -> dict[str, bytes]:
     return files
 
 
-def build(out: Path = VENDOR) -> Path:
-    meta = project()
-    files = members()
-    info = f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
+def archive(files: dict[str, bytes], info: str) -> bytes:
+    """A wheel's bytes: ``files`` plus their RECORD (``info``: the .dist-info directory), reproducibly."""
+    files = {name: data for name, data in files.items() if name != f"{info}/RECORD"}
     record = []
     for name, data in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
@@ -94,17 +93,40 @@ def build(out: Path = VENDOR) -> Path:
     record.append(f"{info}/RECORD,,")
     files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w") as zipped:
         for name, data in files.items():
             entry = zipfile.ZipInfo(name, date_time=EPOCH)
             entry.external_attr = 0o644 << 16
             entry.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(entry, data, compresslevel=9)
+            zipped.writestr(entry, data, compresslevel=9)
+    return buffer.getvalue()
+
+
+def build(out: Path = VENDOR) -> Path:
+    meta = project()
+    info = f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
+    data = archive(members(), info)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("ml_workflows-*.whl"):
         old.unlink()
     target = out / wheel_name(meta)
-    target.write_bytes(buffer.getvalue())
+    target.write_bytes(data)
+    return target
+
+
+def relabel(wheel: Path, version: str, out: Path) -> Path:
+    """``wheel`` as release ``version`` would ship the same code (tests of upgrades): metadata, directory, RECORD."""
+    old = wheel.name.split("-")[1]
+    info, new_info = f"ml_workflows-{old}.dist-info", f"ml_workflows-{version}.dist-info"
+    files = {}
+    with zipfile.ZipFile(wheel) as src:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == f"{info}/METADATA":
+                data = data.replace(f"\nVersion: {old}\n".encode(), f"\nVersion: {version}\n".encode())
+            files[name.replace(info, new_info)] = data
+    target = out / f"ml_workflows-{version}-py3-none-any.whl"
+    target.write_bytes(archive(files, new_info))
     return target
 
 

@@ -49,6 +49,18 @@ def say(message: str) -> None:
     print(f"[{time.monotonic() - _STARTED:6.1f}s] {message}", flush=True)
 
 
+def server_env(workdir: Path, api_port: int) -> dict[str, str]:
+    """A throwaway Prefect server on loopback and its clients: its home in ``workdir``, no UI, no telemetry."""
+    return {
+        "PREFECT_HOME": str(workdir / "prefect-home"),
+        "PREFECT_API_URL": f"http://{LOOPBACK}:{api_port}/api",
+        "PREFECT_SERVER_API_HOST": LOOPBACK,
+        "PREFECT_SERVER_API_PORT": str(api_port),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
@@ -182,12 +194,7 @@ def rehearse(timeout: float = 900, keep: bool = False, code_source: str | None =
     scheduler = f"tcp://{LOOPBACK}:{scheduler_port}"
     env = {
         **os.environ,
-        "PREFECT_HOME": str(workdir / "prefect-home"),
-        "PREFECT_API_URL": api_url,
-        "PREFECT_SERVER_API_HOST": LOOPBACK,
-        "PREFECT_SERVER_API_PORT": str(api_port),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_UI_ENABLED": "false",
+        **server_env(workdir, api_port),
         "PREFECT_WORKER_QUERY_SECONDS": "2",
         "PIPELINE_CLUSTER": "existing",
         "PIPELINE_SCHEDULER_ADDRESS": scheduler,

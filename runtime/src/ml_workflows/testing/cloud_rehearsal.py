@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from ml_workflows.deploy.rehearsal import free_port, http_ok  # the local rehearsal's
+from ml_workflows.deploy.rehearsal import free_port, http_ok, server_env  # the local rehearsal's
 from ml_workflows.project import current
 from ml_workflows.testing import iam_scope
 from ml_workflows.testing.aws_emulation import ACCOUNT, ECS_TASKS, LOOPBACK, Call, MotoAws, put_role
@@ -343,12 +343,7 @@ def rehearse(
     s = stack(image, api_url, worker_service)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PREFECT_", "PIPELINE_"))},
-        "PREFECT_HOME": str(workdir / "prefect-home"),
-        "PREFECT_API_URL": api_url,
-        "PREFECT_SERVER_API_HOST": LOOPBACK,
-        "PREFECT_SERVER_API_PORT": str(api_port),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_UI_ENABLED": "false",
+        **server_env(workdir, api_port),
         "PYTHONPATH": str(NETGUARD),
         "REHEARSAL_NETWORK_LOG": str(workdir / "network-violations-host.log"),
     }
