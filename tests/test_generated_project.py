@@ -263,8 +263,10 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
     # (through the mirror recorded above) and every other locked version stays.
     before = locks.versions(project.path / "poetry.lock")
     pyproject = project.path / "pyproject.toml"
+    declared = pyproject.read_text()
+    assert '    "scikit-learn>=1.6",\n' in declared
     pyproject.write_text(
-        pyproject.read_text().replace('    "s3fs>=2024.6",\n', '    "s3fs>=2024.6",\n    "tabulate>=0.9",\n')
+        declared.replace('    "scikit-learn>=1.6",\n', '    "scikit-learn>=1.6",\n    "tabulate>=0.9",\n')
     )
     assert "make lock" in project.make("install", check=False).stdout
     project.make("lock")
