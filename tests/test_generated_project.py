@@ -308,10 +308,11 @@ def template_at(dest: Path, revision: str) -> tuple[str, str]:
     return old, git(dest, "rev-parse", "HEAD")
 
 
-def revision_before_runtime() -> str:
-    """The last template revision before the framework left the bake (CHANGELOG.md, 2026-12-06: ml-workflows)."""
-    commit = git(TEMPLATE, "log", "--format=%H", "--grep", "^Runtime package:", "-1")
-    assert commit, "the template's history lacks the runtime package commit (a shallow clone?)"
+def revision_before(subject: str) -> str:
+    """The last template revision before the commit whose message starts with `subject` (a breaking change the
+    CHANGELOG names: "Layout:" 2026-11-29, "Runtime package:" 2026-12-06)."""
+    commit = git(TEMPLATE, "log", "--format=%H", "--grep", f"^{subject}", "-1")
+    assert commit, f"the template's history lacks the {subject!r} commit (a shallow clone?)"
     return git(TEMPLATE, "rev-parse", f"{commit}^")
 
 
@@ -323,7 +324,7 @@ def test_project_from_before_the_runtime_package_migrates_by_the_documented_path
     nothing waits to be merged, and the project installs, passes its suite and runs its pipeline on the runtime."""
     template = tmp_path / "template"
     template.mkdir()
-    old, new = template_at(template, revision_before_runtime())
+    old, new = template_at(template, revision_before("Runtime package:"))
     git(template, "checkout", "-q", old)
     path = cookiecutter(str(template), no_input=True, output_dir=str(tmp_path / "out"))
     git(template, "checkout", "-q", "main")
@@ -364,20 +365,13 @@ def test_project_from_before_the_runtime_package_migrates_by_the_documented_path
     assert re.search(r"^run \S+ succeeded in [0-9.]+s$", run.stdout, re.M), run.stdout[-3000:]
 
 
-def revision_before_layout() -> str:
-    """The last template revision before the breaking layout change (CHANGELOG.md, 2026-11-29)."""
-    layout = git(TEMPLATE, "log", "--format=%H", "--grep", "^Layout:", "-1")
-    assert layout, "the template's history lacks the layout commit (a shallow clone?)"
-    return git(TEMPLATE, "rev-parse", f"{layout}^")
-
-
 @pytest.mark.xdist_group("breaking-update")
 def test_project_from_before_the_breaking_layout_change_is_told_what_to_merge(tmp_path):
     """A project baked before the layout change, with the user's own edit of model.py, takes the update:
     the new files arrive, and `make update-template` ends with the list of what to merge by hand."""
     template = tmp_path / "template"
     template.mkdir()
-    old, new = template_at(template, revision_before_layout())
+    old, new = template_at(template, revision_before("Layout:"))
     git(template, "checkout", "-q", old)
     path = cookiecutter(str(template), no_input=True, output_dir=str(tmp_path / "out"))
     git(template, "checkout", "-q", "main")
