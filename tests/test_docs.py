@@ -86,3 +86,17 @@ def test_template_readme_lists_every_prompt():
     table = section(readme, "Prompts")
     missing = [p for p in prompts if f"`{p}`" not in table]
     assert not missing, f"prompts missing from the template README: {missing}"
+
+
+def test_generated_readme_and_schema_list_the_dtypes_the_runtime_accepts(cookies):
+    """Every dtype `Numeric` accepts (the runtime's NUMERIC_DTYPES), and no other, is named where users declare
+    columns: the README's "Bring your own data and model" and schema.py's docstring."""
+    columns = (TEMPLATE / "runtime" / "src" / "ml_workflows" / "columns.py").read_text()  # not installed here
+    declared = re.search(r"^INTEGER_DTYPES = .*\nNUMERIC_DTYPES = .*$", columns, re.M)
+    accepted = set(re.findall(r'"(\w+)"', declared.group(0)))
+    assert len(accepted) == 6, accepted
+    project = bake(cookies)
+    dtype = r"\b(?:u?int|float)\d+\b"
+    assert set(re.findall(dtype, section(project.read("README.md"), "Bring your own data and model"))) == accepted
+    schema_doc = project.read(f"src/{project.package}/schema.py").split('"""')[1]
+    assert set(re.findall(dtype, schema_doc)) == accepted

@@ -8,10 +8,11 @@ and model"). Rows are deterministic in ``(seed, partition)``:
   combination of standard normal draws behind the numeric columns and of per-category effects, so
   a linear model can reach about ``expected_accuracy()`` (0.907 for NOISE = 0.3);
 * numeric columns are those draws placed in their declared range (narrow ranges: centred and
-  scaled; integer dtypes rounded); nullable columns get ~5% missing values, categorical columns
-  uniformly drawn categories;
-* ``malformed_fraction`` of the rows get one value the schema forbids (missing, infinite, out of
-  range, an unknown category), so quarantine is exercised on every run.
+  scaled; ranges that start above -10 or end below 10: moved inside; integer dtypes rounded);
+  nullable columns get ~5% missing values, categorical columns uniformly drawn categories;
+* ``malformed_fraction`` of the rows get one value the schema forbids that the column's dtype can
+  hold (missing, infinite, out of range, an unknown category: ``Numeric.forbidden_values``), so
+  quarantine is exercised on every run.
 
 ``write_partition`` runs on Dask workers, one call per parquet file.
 """
@@ -57,14 +58,20 @@ def _place(z: np.ndarray, column: Numeric) -> np.ndarray:
     """Standard normal draws -> values of ``column`` (its range and dtype)."""
     lo, hi = column.bounds
     if math.isfinite(lo) and math.isfinite(hi) and hi - lo <= 1e3:
-        values = np.clip((lo + hi) / 2 + z * (hi - lo) / 6, lo, hi)
-    elif lo > -10 or hi < 10:
-        values = np.clip(z, lo, hi)
+        centre, scale = (lo + hi) / 2, (hi - lo) / 6
+    elif lo > -10:  # a range starting above the draws (a positive minimum): moved inside, so the column varies
+        centre, scale = lo + 5, 1.0
+    elif hi < 10:
+        centre, scale = hi - 5, 1.0
     else:
-        values = z
+        centre, scale = 0.0, 1.0
+    values = centre + z.astype(np.float64) * scale  # float64: the bounds may lie beyond float32
+    # Clipped to the values of the dtype inside the range: a rounded value must not cross a bound.
+    first, last = column.held_range()
     if column.dtype.startswith("int"):
-        return np.rint(values).astype(column.dtype)
-    return values.astype(column.dtype)
+        whole = np.rint(np.clip(values, -(2.0**62), 2.0**62)).astype(np.int64)  # exact in int64 from here on
+        return np.clip(whole, int(first), int(last)).astype(column.dtype)
+    return np.clip(values, first, last).astype(column.dtype)
 
 
 def make_partition(
@@ -113,21 +120,16 @@ def _corrupt(rng: np.random.Generator, values: dict[str, Any], schema: Schema, r
         return
     bad_rows = rng.choice(rows, size=n_bad, replace=False)
     bad_cols = rng.integers(0, len(schema.features), size=n_bad)
+    # The values each numeric column's dtype can hold (none: an int column spanning its whole dtype).
+    forbidden = {c.name: c.forbidden_values() for c in schema.numeric}
     for row, j in zip(bad_rows, bad_cols, strict=True):
         f = schema.features[j]
         if isinstance(f, Categorical):
             values[f.name][row] = UNKNOWN_CATEGORY if f.nullable or rng.random() < 0.5 else None
             continue
-        lo, hi = f.bounds
-        integer = f.dtype.startswith("int")
-        choices = [] if integer else [np.inf, -np.inf]  # an integer column cannot hold inf or NaN
-        choices += [v for v in (hi * 10 + 1 if hi > 0 else hi + 10**6, lo * 10 - 1 if lo < 0 else lo - 10**6)
-                    if math.isfinite(v)]  # fmt: skip
-        if not f.nullable and not integer:
-            choices.append(np.nan)
+        choices = forbidden[f.name]
         if choices:
-            value = choices[rng.integers(0, len(choices))]
-            values[f.name][row] = int(value) if integer else value
+            values[f.name][row] = choices[rng.integers(0, len(choices))]
 
 
 def partition_sizes(rows: int, partitions: int) -> list[int]:

@@ -6,9 +6,10 @@ and quarantine, training, scoring, the sample data generator and the tests all r
 * ``id``: one value per row, never missing; predictions carry it so you can join them back.
 * ``label``: the 0/1 target, present in training data only.
 * ``features``: ``Numeric(name, dtype, nullable, min, max)`` or ``Categorical(name, categories,
-  nullable)``. A row with a value the declaration does not allow (out of range, infinite, an unknown
-  category, missing where not nullable) is quarantined with its reason, never silently dropped.
-  Extra columns in the files are ignored.
+  nullable)``. ``dtype`` is one of float32, float64, int8, int16, int32, int64 (nullable: floats
+  only, NaN marks missing). A row with a value the declaration does not allow (out of range,
+  infinite, an unknown category, missing where not nullable) is quarantined with its reason, never
+  silently dropped. Extra columns in the files are ignored.
 
 The sample: 20 standard normal float features ``x000``..``x019``; values beyond +/- 1e6 are
 treated as corrupt (sensor glitches, unit errors, sentinel values).
