@@ -32,6 +32,28 @@ def test_make_update_deps_moves_versions_then_runs_every_check(cookies, tmp_path
     ]
 
 
+def test_make_install_compiles_what_runs_import_and_says_what_a_mirror_changed(cookies, tmp_path):
+    """Poetry's --compile compiles nothing on an existing environment: make install imports what every command
+    imports once, with bytecode writing on. A mirror goes into the tracked pyproject.toml and poetry.lock (Poetry
+    reads package sources from nowhere else): make install says so, and how to undo it."""
+    project = bake(cookies)
+    mirror = "https://mirror.example.com/simple"
+    fake, calls = fake_poetry(tmp_path)
+    proc = project.make("install", f"POETRY={fake}", PYPI_MIRROR=mirror)
+    python = project.read(".python-version").strip()
+    assert calls.read_text().splitlines() == [
+        f"env use python{python} | ",
+        f"source add --priority=primary mirror {mirror} | ",
+        "lock | ",
+        "check --lock | ",
+        "sync --with dev,infra | ",
+        "run python -c import sys; sys.dont_write_bytecode = False; "
+        f"import dask.dataframe, pyarrow.parquet, ml_workflows.cli, {project.package}.flows | ",
+    ]
+    said = next(line for line in proc.stdout.splitlines() if line.startswith(f"Added {mirror}"))
+    assert "pyproject.toml" in said and "poetry.lock" in said and "git diff" in said and "undo: git checkout" in said
+
+
 def test_make_worker_aws_names_the_stacks_event_queue_for_the_task_observer(cookies, tmp_path):
     """prefect_worker = no: the user's worker reads the stack's queue (identity.event_queue_name), which its README
     policy allows, not prefect-aws's shared default queue, which it does not."""
