@@ -1,26 +1,39 @@
-"""Atomic commit of outputs on a local disk or S3: stage, move, then write the manifest last.
+"""Atomic commit of outputs on a local disk or S3: stage, then one commit point; a failure leaves no final name.
 
-A result directory counts as committed only once its ``_MANIFEST.json`` exists; the manifest is the
-last object written and lists every file with its row count. Readers go through
-:func:`read_manifest` / :func:`committed_files` and never list a directory that has no manifest, so
-they never see a half-written result. A failed run removes its staging area and writes no manifest.
-On S3 every ``PUT`` is atomic, so "manifest last" is the commit point; locally the manifest is
-written to a temporary name and renamed.
+A result directory counts as committed only once its ``_MANIFEST.json`` exists; the manifest lists every
+file with its row count. Readers go through :func:`read_manifest` / :func:`committed_files` and never list a
+directory that has no manifest, so they never see a half-written result. The commit point:
+
+* local disk: the manifest is written inside the staging directory, then one ``rename(2)`` of the whole
+  directory to its final name — before it nothing is under that name, after it everything is;
+* S3 (no rename): every object is copied under the final prefix, then the manifest is ``PUT`` last (one
+  ``PUT`` is atomic). A failure on the way removes what was copied; a kill -9 on the way leaves a
+  ``_COMMITTING`` note in staging, from which the next run removes the copies (:func:`clean_staging`).
+
+A failure at any point (a full disk at the manifest or at ``_LATEST``, a refused write) leaves nothing under
+the final name and no temporary file; the step then removes its staging directory. Staging left by a run that
+died (kill -9) is removed by the next run that takes the root's lock (:mod:`.output_lock`), which says so.
 
 Layout under a root URL (e.g. ``<data>/predictions``)::
 
-    _staging/<run_id>/...       work in progress (removed on failure)
+    _LOCK                       the run writing under this root (:mod:`.output_lock`)
+    _staging/<name>-<run_id>/   work in progress (removed on failure, or by the next run after a crash)
     <run_id>/part-*.parquet     committed result
-    <run_id>/_MANIFEST.json     commit marker, written last
+    <run_id>/quarantine/        malformed rows, when there were any (:func:`quarantine_files`)
+    <run_id>/_MANIFEST.json     commit marker
     _LATEST                     the current result: the newest committed one (for models: the current model,
                                 moved by promotion only); the file keeps its name, so data of earlier runs reads
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import posixpath
 import secrets
+import shutil
 import warnings
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +44,8 @@ from fsspec import AbstractFileSystem
 MANIFEST = "_MANIFEST.json"
 LATEST = "_LATEST"
 STAGING = "_staging"
+QUARANTINE = "quarantine"  # the malformed rows of a result, beside its files
+COMMITTING = "_COMMITTING"  # in an S3 staging directory while its objects are copied to the final prefix
 
 
 class NotCommittedError(FileNotFoundError):
@@ -50,7 +65,7 @@ def filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple
 def open_write(url: str, storage_options: dict[str, Any] | None = None) -> Any:
     """Open ``url`` for binary writing, creating parent directories on a local disk."""
     fs, path = filesystem(url, storage_options)
-    if _is_local(fs):
+    if is_local(fs):
         fs.makedirs(posixpath.dirname(path), exist_ok=True)
     return fs.open(path, "wb")
 
@@ -68,14 +83,23 @@ def staging_url(final_url: str, run_id: str) -> str:
 def write_json(url: str, data: dict[str, Any], storage_options: dict[str, Any] | None = None) -> None:
     """Write a small JSON object so that a reader sees all of it or nothing."""
     fs, path = filesystem(url, storage_options)
-    payload = json.dumps(data, indent=2, sort_keys=True, default=str).encode()
-    if _is_local(fs):
+    payload = _json_bytes(data)
+    if is_local(fs):
         fs.makedirs(posixpath.dirname(path), exist_ok=True)
         tmp = f"{path}.tmp-{secrets.token_hex(4)}"
-        fs.pipe_file(tmp, payload)
-        fs.mv(tmp, path)  # rename(2): atomic on one filesystem
+        try:
+            fs.pipe_file(tmp, payload)
+            os.rename(tmp, path)  # rename(2): atomic on one filesystem
+        except BaseException:
+            if os.path.lexists(tmp):  # a full disk leaves a 0-byte temporary file: never leave it behind
+                os.remove(tmp)
+            raise
     else:
         fs.pipe_file(path, payload)  # one PUT: atomic on S3
+
+
+def _json_bytes(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, indent=2, sort_keys=True, default=str).encode()
 
 
 def read_json(url: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -101,38 +125,126 @@ def commit(
     replace: bool = False,
     update_latest: bool = True,
 ) -> dict[str, Any]:
-    """Move ``staging`` to ``final`` and write the manifest there last; returns the manifest.
+    """Commit ``staging`` as ``final`` (see the module doc: a failure leaves nothing under ``final``); returns the
+    manifest written.
 
-    ``replace=True`` allows overwriting an earlier committed result at ``final`` (regenerated
-    datasets); its manifest is removed first, so a reader sees the old result, then nothing, then
-    the new one — never a mixture.
+    ``replace=True`` allows replacing an earlier committed result at ``final`` (regenerated datasets): a reader
+    sees the old result, then nothing, then the new one — never a mixture. ``update_latest`` makes ``_LATEST``
+    name ``final``; when that write fails the commit is withdrawn.
     """
+    from .output_lock import root_of, verify  # (output_lock builds on this module)
+
     fs, src = filesystem(staging, storage_options)
     _, dst = filesystem(final, storage_options)
-    manifest_url = join(final, MANIFEST)
-    if fs.exists(dst):
-        if not replace:
-            raise FileExistsError(f"{final} already exists; results are never overwritten")
-        if fs.exists(join(dst, MANIFEST)):
-            fs.rm(join(dst, MANIFEST))
-        fs.rm(dst, recursive=True)
+    verify(root_of(final), storage_options)  # a run whose lock was taken over commits nothing
     _invalidate(fs)
-    fs.makedirs(posixpath.dirname(dst), exist_ok=True)
-    if fs.exists(src):
-        if _is_local(fs):
-            fs.mv(src, dst, recursive=True)
-        else:  # object stores have no rename: copy every object, then drop the staging copies
-            for name in fs.find(src):
-                fs.copy(name, dst + name[len(src) :])
-            fs.rm(src, recursive=True)
-    else:
-        fs.makedirs(dst, exist_ok=True)
-    _invalidate(fs)
+    if fs.exists(dst) and not replace:
+        raise FileExistsError(f"{final} already exists; results are never overwritten")
     manifest = {"committed_at": datetime.now(UTC).isoformat(), **manifest}
-    write_json(manifest_url, manifest, storage_options)
+    if is_local(fs):
+        _commit_renamed(fs, src, dst, manifest)
+    else:
+        _commit_copied(fs, src, dst, manifest)
+    _invalidate(fs)
     if update_latest:
-        write_json(join(posixpath.dirname(final.rstrip("/")), LATEST), {"latest": final}, storage_options)
+        try:
+            write_json(join(root_of(final), LATEST), {"latest": final}, storage_options)
+        except BaseException as exc:
+            _withdraw(fs, dst, exc)
+            raise
     return manifest
+
+
+def _commit_renamed(fs: AbstractFileSystem, src: str, dst: str, manifest: dict[str, Any]) -> None:
+    """Local disk: the manifest inside the staging directory, then one rename(2) of the directory (the commit)."""
+    fs.makedirs(src, exist_ok=True)  # a result without files still commits
+    write_json(posixpath.join(src, MANIFEST), manifest)  # not under the final name yet
+    fs.makedirs(posixpath.dirname(dst), exist_ok=True)
+    old = None
+    if os.path.lexists(dst):  # replace: the old result moves aside, into _staging (a crash leaves it to clean_staging)
+        old = f"{src}-replaced"
+        os.rename(dst, old)
+    try:
+        os.rename(src, dst)
+    except BaseException:
+        if old:
+            os.rename(old, dst)
+        raise
+    if old:
+        shutil.rmtree(old, ignore_errors=True)  # what a failure leaves is removed by the next run
+
+
+def _commit_copied(fs: AbstractFileSystem, src: str, dst: str, manifest: dict[str, Any]) -> None:
+    """Object store (no rename): a note in staging, copy every object, then the manifest in one ``PUT`` (the commit).
+
+    The note names the final prefix, so the next run can remove the copies of a commit a kill -9 cut short.
+    """
+    note = f"{src}/{COMMITTING}"
+    fs.pipe_file(note, _json_bytes({"final": dst}))
+    try:
+        if fs.exists(f"{dst}/{MANIFEST}"):  # replace: uncommit the old result first, so no reader mixes the two
+            fs.rm(f"{dst}/{MANIFEST}")
+        if fs.exists(dst):
+            fs.rm(dst, recursive=True)
+        _invalidate(fs)
+        for name in fs.find(src):
+            if name != note:
+                fs.copy(name, dst + name[len(src) :])
+        fs.pipe_file(f"{dst}/{MANIFEST}", _json_bytes(manifest))
+    except BaseException as exc:
+        _withdraw(fs, dst, exc)
+        raise
+    with contextlib.suppress(OSError):  # committed: staging a failure leaves here is removed by the next run
+        fs.rm(src, recursive=True)
+
+
+def _withdraw(fs: AbstractFileSystem, dst: str, exc: BaseException) -> None:
+    """Remove what a failed commit left under its final name: the manifest first (uncommitted again), then the rest.
+
+    Locally one rename takes the directory away (into ``_staging``) before it is deleted. A failure here is added
+    to ``exc`` (the error the caller re-raises), not raised over it.
+    """
+    _invalidate(fs)
+    try:
+        if is_local(fs):
+            if os.path.lexists(dst):
+                parent, name = posixpath.split(dst)
+                aside = posixpath.join(parent, STAGING, f"{name}-withdrawn-{secrets.token_hex(3)}")
+                fs.makedirs(posixpath.dirname(aside), exist_ok=True)
+                os.rename(dst, aside)
+                shutil.rmtree(aside, ignore_errors=True)
+        else:
+            if fs.exists(f"{dst}/{MANIFEST}"):
+                fs.rm(f"{dst}/{MANIFEST}")
+            if fs.exists(dst):
+                fs.rm(dst, recursive=True)
+    except Exception as undo:  # noqa: BLE001 - reported with the original error
+        exc.add_note(f"{dst} could not be removed after the failed commit ({undo}); the next run removes it")
+    _invalidate(fs)
+
+
+def clean_staging(root: str, storage_options: dict[str, Any] | None = None) -> list[tuple[str, int]]:
+    """Remove what runs that died left under ``<root>/_staging`` (and the objects an S3 commit cut short had copied
+    under its final prefix); ``(name, files)`` of each folder removed.
+
+    Call it holding the root's lock (:mod:`.output_lock`): then nothing under ``_staging`` is in progress.
+    """
+    fs, path = filesystem(join(root, STAGING), storage_options)
+    _invalidate(fs)
+    if not fs.exists(path):
+        return []
+    removed = []
+    for entry in sorted(e for e in fs.ls(path, detail=False) if e.rstrip("/") != path):
+        files = fs.find(entry)
+        note = f"{entry}/{COMMITTING}"
+        if note in files:
+            final = json.loads(fs.cat_file(note))["final"]
+            if not fs.exists(f"{final}/{MANIFEST}") and fs.exists(final):
+                fs.rm(final, recursive=True)
+        fs.rm(entry, recursive=True)
+        removed.append((posixpath.basename(entry.rstrip("/")), len(files)))
+    _invalidate(fs)
+    return removed
 
 
 def read_manifest(url: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -159,12 +271,42 @@ def latest(root: str, storage_options: dict[str, Any] | None = None) -> str:
 
 
 def committed_files(url: str, storage_options: dict[str, Any] | None = None) -> list[str]:
-    """Data files of a committed result, as full URLs, in manifest order."""
+    """Data files of a committed result, as full URLs, in manifest order (its quarantine: :func:`quarantine_files`)."""
     manifest = read_manifest(url, storage_options)
     return [join(url, f["path"]) for f in manifest["files"]]
 
 
-def _is_local(fs: AbstractFileSystem) -> bool:
+def quarantine_files(url: str, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """The quarantine files of a committed result (predictions or model: the malformed rows, each with its
+    ``quarantine_reason``), as full URLs; ``[]`` when no row was quarantined."""
+    manifest = read_manifest(url, storage_options)
+    if "quarantine_files" not in manifest:  # a model committed before its manifest listed them
+        return [join(url, f["path"]) for f in file_entries(url, QUARANTINE, storage_options, rows=False)]
+    return [join(url, f["path"]) for f in manifest["quarantine_files"]]
+
+
+def file_entries(
+    url: str, under: str, storage_options: dict[str, Any] | None = None, *, rows: bool = True
+) -> list[dict[str, Any]]:
+    """Manifest entries of the parquet files under ``<url>/<under>``: ``path`` relative to ``url`` and ``rows``
+    (from each file's footer; ``None`` with ``rows=False``)."""
+    import pyarrow.parquet as pq
+
+    fs, path = filesystem(join(url, under), storage_options)
+    _invalidate(fs)
+    if not fs.exists(path):
+        return []
+    entries = []
+    for name in sorted(p for p in fs.find(path) if p.endswith(".parquet")):
+        count = None
+        if rows:
+            with fs.open(name, "rb") as f:
+                count = pq.ParquetFile(f).metadata.num_rows
+        entries.append({"path": posixpath.join(under, name[len(path) + 1 :]), "rows": count})
+    return entries
+
+
+def is_local(fs: AbstractFileSystem) -> bool:
     return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
 
 
@@ -184,14 +326,36 @@ def parquet_options(*dictionary_columns: str) -> dict[str, Any]:
 
 
 def list_parquet(url: str, storage_options: dict[str, Any] | None = None) -> list[str]:
-    """Data files of a dataset: the manifest's list if the dataset was committed, else ``*.parquet``."""
+    """Data files of a dataset: the manifest's list if the dataset was committed, else ``*.parquet``.
+
+    Other files (those under a ``_`` name aside: markers such as ``_SUCCESS``) are skipped with a warning in the
+    run's log naming them, so a dataset that is not what you meant does not pass unnoticed.
+    """
     try:
         return committed_files(url, storage_options)
     except NotCommittedError:
         fs, path = filesystem(url, storage_options)
         fs.invalidate_cache()
-        files = sorted(p for p in fs.find(path) if p.endswith(".parquet") and "/_" not in p[len(path) :])
+        found = [p for p in fs.find(path) if "/_" not in p[len(path) :]]
+        files = sorted(p for p in found if p.endswith(".parquet"))
+        skipped = sorted(p[len(path) + 1 :] for p in set(found) - set(files))
+        if skipped:
+            shown = ", ".join(skipped[:SKIPPED_SHOWN]) + (", ..." if len(skipped) > SKIPPED_SHOWN else "")
+            _run_logger().warning("%s: %d file(s) skipped, not *.parquet: %s", url, len(skipped), shown)
         if not files:
             raise FileNotFoundError(f"no parquet files under {url}") from None
         protocol = url.split("://", 1)[0] + "://" if "://" in url else ""
         return [protocol + p for p in files]
+
+
+SKIPPED_SHOWN = 10  # names of skipped files a warning lists
+
+
+def _run_logger() -> Any:
+    """The Prefect run's logger inside a run (its log in the UI), else this module's."""
+    try:
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    except Exception:  # noqa: BLE001 - outside a flow or task run (MissingContextError), or no Prefect
+        return logging.getLogger(__name__)
