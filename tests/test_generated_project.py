@@ -125,8 +125,11 @@ def test_the_runtime_tests_pass_against_the_default_project(installed_project: B
 
 @pytest.mark.xdist_group("installed")
 def test_default_project_runs_its_sample_pipeline(installed_project: BakedProject):
-    with installed_project.prefect_server():
+    slug = installed_project.context["project_slug"]
+    with installed_project.prefect_server():  # stopped after: commands start the project's server and leave it up
         proc = installed_project.make("run")
+        # The CLI as the README shows it, without make's environment: Prefect's telemetry stays quiet.
+        direct = installed_project.run("poetry", "run", slug, "run", unset=("PREFECT_SERVER_ANALYTICS_ENABLED",))
     assert "Prefect server up at" in proc.stdout  # make started it, then the run used it:
     assert f"Prefect API http://127.0.0.1:{installed_project.prefect_port}/api" in proc.stderr
     out = proc.stdout
@@ -137,9 +140,6 @@ def test_default_project_runs_its_sample_pipeline(installed_project: BakedProjec
     assert first, out[-3000:]
     both = proc.stdout + proc.stderr
     assert both.count(first.group()) == 1 and both.count("predictions:  ") == 1, both[-6000:]
-    # The CLI as the README shows it, without make's environment: Prefect's telemetry stays quiet.
-    slug = installed_project.context["project_slug"]
-    direct = installed_project.run("poetry", "run", slug, "run", unset=("PREFECT_SERVER_ANALYTICS_ENABLED",))
     assert "Traceback" not in direct.stderr and "database is locked" not in direct.stderr, direct.stderr[-3000:]
 
 
@@ -164,7 +164,7 @@ def test_mlflow_project_without_the_worker_service_passes_its_suite_runs_and_reh
         run = project.make("run")
     assert "decision:   promoted" in run.stdout, run.stdout[-3000:]
     read = (
-        "import mlflow; mlflow.set_tracking_uri('sqlite:///data/mlflow.db'); "
+        "import mlflow; mlflow.set_tracking_uri('sqlite:///data/sample/mlflow.db'); "
         "runs = mlflow.search_runs(search_all_experiments=True); "
         "print(len(runs), runs['tags.decision'].iloc[0], runs['tags.mlflow_model_uri'].iloc[0].startswith('models:/'))"
     )

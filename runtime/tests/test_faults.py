@@ -45,6 +45,8 @@ def trained(tmp_path_factory, prefect_server):
             mp.setenv(key, value)
         mp.setenv("PIPELINE_DATA_URL", str(data))
         flows.generate_flow(score_rows=SCORE_ROWS, score_files=SCORE_FILES)
+        data = data / "sample"  # the sample's own data URL: its datasets, the model and predictions there
+        mp.setenv("PIPELINE_DATA_URL", str(data))
         flows.train_flow()
     return data
 
@@ -152,6 +154,8 @@ def test_flaky_s3_is_retried_and_a_permanent_error_commits_nothing(
     def deny(method: str, path: str, n: int) -> int | None:
         return 403 if method in ("PUT", "POST") and "/predictions/" in path else None
 
+    data_url += "/sample"  # the sample run's own data URL: score with its model, in its lineage
+    monkeypatch.setenv("PIPELINE_DATA_URL", data_url)
     with FlakyS3Proxy(moto_s3, deny) as proxy:
         monkeypatch.setenv("PIPELINE_S3_ENDPOINT_URL", proxy.url)
         code = cli.main(["score"])
@@ -265,9 +269,11 @@ def test_unusable_input_fails_the_run_with_a_clear_error(env, make, capsys):
     ds = env / "unusable" / make.__name__
     expected = make(ds)
     before = _committed(env / "predictions")
-    assert cli.main(["score", "--dataset", str(ds)]) == cli.EXIT_FAILED
+    # Refused before the run starts, in one line (exit 2: fix the input; test_bad_input.py has the whole process).
+    assert cli.main(["score", "--dataset", str(ds)]) == cli.EXIT_USAGE
     err = capsys.readouterr().err
-    assert "score failed:" in err and expected in err, err[-2000:]
+    assert err.startswith("score: dataset to score (--dataset)") and expected in err, err[-2000:]
+    assert len(err.splitlines()) == 1, err[-2000:]
     assert _committed(env / "predictions") == before
     assert not any((env / "predictions" / storage.STAGING).glob("*/*"))
 

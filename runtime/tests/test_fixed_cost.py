@@ -57,7 +57,8 @@ def test_score_imports_no_library_the_model_does_not_need(pipeline_env):
     from prefect.settings import PREFECT_API_URL
 
     flows.generate_flow()
-    model_url = flows.train_flow()["model"]["model_url"]
+    datasets = storage.join(str(pipeline_env), "sample", "datasets")
+    model_url = flows.train_flow(dataset_url=storage.join(datasets, "train"))["model"]["model_url"]
     model_pkl = Path(storage.join(model_url, "model.pkl"))
     assert pickle.loads(model_pkl.read_bytes())  # loadable here; the subprocess measures what it imports
     code = (
@@ -66,7 +67,7 @@ def test_score_imports_no_library_the_model_does_not_need(pipeline_env):
         f"pickle.loads(open({str(model_pkl)!r}, 'rb').read())\n"
         f"before = set(m for m in {TRAINING_ONLY!r} if m in sys.modules)\n"
         f"from {RUNTIME} import cli\n"
-        f"code = cli.main(['score', '--model', {model_url!r}])\n"
+        f"code = cli.main(['score', '--model', {model_url!r}, '--dataset', {storage.join(datasets, 'score')!r}])\n"
         f"print(json.dumps([code, sorted(m for m in {TRAINING_ONLY!r} if m in sys.modules and m not in before)]))"
     )
     env = {"PREFECT_API_URL": PREFECT_API_URL.value(), "PIPELINE_DATA_URL": str(pipeline_env)}
@@ -78,25 +79,26 @@ def test_an_api_you_configured_wins_and_no_server_is_asked(monkeypatch):
 
     monkeypatch.setattr(prefect_api, "is_up", lambda *a, **k: pytest.fail("probed a server"))
     with temporary_settings(updates={PREFECT_API_URL: "http://prefect.example.invalid/api"}):
-        assert prefect_api.use_local_server() == "http://prefect.example.invalid/api"
+        assert prefect_api.choose() == ("http://prefect.example.invalid/api", False)
 
 
-def test_without_an_api_the_local_server_is_used_when_it_answers(tmp_path):
-    """Prefect's own settings decide what is configured: checked in a clean interpreter and Prefect home."""
+def test_without_an_api_the_local_server_is_used_never_a_temporary_one(tmp_path):
+    """Prefect's own settings decide what is configured: checked in a clean interpreter and Prefect home. Without
+    an API, the project's local server (the CLI starts it if it does not answer): Prefect's temporary server
+    outlived a command killed with SIGKILL (test_cli_processes.py)."""
     code = (
         "import json\n"
         f"from {RUNTIME} import prefect_api\n"
-        "prefect_api.is_up = lambda url, timeout=1.0: UP\n"
         "from prefect.settings import get_current_settings\n"
-        "print(json.dumps([prefect_api.use_local_server(), get_current_settings().api.url]))"
+        "api, local = prefect_api.choose()\n"
+        "prefect_api.use(api)\n"
+        "print(json.dumps([api, local, get_current_settings().api.url]))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(tmp_path), PREFECT_SERVER_API_PORT="4299", PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    for up, expected in ((True, "http://127.0.0.1:4299/api"), (False, None)):  # None: Prefect's temporary server
-        proc = subprocess.run(
-            [sys.executable, "-c", code.replace("UP", str(up))], capture_output=True, text=True, check=True, env=env
-        )
-        assert json.loads(proc.stdout.strip().splitlines()[-1]) == [expected, expected]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    url = "http://127.0.0.1:4299/api"
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [url, True, url]
 
 
 def test_is_up_is_false_when_nothing_listens():
@@ -189,5 +191,5 @@ def test_a_server_that_fails_to_start_is_reported_with_its_log_and_leaves_no_pid
     assert proc.returncode == 1
     assert "Application startup failed" in proc.stderr, proc.stderr  # the server's own words, from its log
     assert f"exited before it answered (its log: {home / 'server.log'})" in proc.stderr
-    assert "fall back to a temporary server" in proc.stderr
+    assert "`make server` starts it" in proc.stderr
     assert not (home / "server.pid").exists()

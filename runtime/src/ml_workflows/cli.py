@@ -1,12 +1,14 @@
 """Command line: ``run`` (train -> score, on sample data unless datasets are given), ``generate``, ``train``, ``score``;
 ``promote`` / ``rollback`` / ``models`` for the current model (:mod:`.promotion`; no cluster, no Prefect run).
 
-Exit status: 0 success, 1 the run failed, 2 usage or configuration error — so a scheduler can tell
-"fix the config" from "retry later"; 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM, e.g.
-``docker stop`` or an ECS task stop). Both signals stop the run the same way: the step in progress
-removes its staging area, nothing is committed, and the cluster the run started is closed. Options
-override the ``PIPELINE_*`` environment variables (see :mod:`.settings`); progress and Prefect logs go to
-the console, the summary to stdout.
+Exit status: 0 success, 1 the run failed (or its Prefect API stopped answering), 2 usage, configuration or input
+error — a missing dataset or model, a file of other columns, no credentials for s3://, checked before Prefect and
+Dask start (:mod:`.inputs`) — so a scheduler can tell "fix the config" from "retry later"; 130 interrupted
+(SIGINT, Ctrl-C), 143 terminated (SIGTERM, e.g. ``docker stop`` or an ECS task stop). Both signals stop the run
+the same way: the step in progress removes its staging area, nothing is committed, and the cluster the run
+started is closed. Options override the ``PIPELINE_*`` environment variables (see :mod:`.settings`); progress
+and Prefect logs go to the console, the summary to stdout. The first line names the Prefect API the command
+uses: the one you configured, else the project's local server, started if need be (:mod:`.prefect_api`).
 """
 
 from __future__ import annotations
@@ -98,21 +100,27 @@ def lifecycle(command: str, args: argparse.Namespace, settings: Settings) -> int
     from .settings import normalise_url
 
     """``promote`` / ``rollback`` / ``models``: one atomic write of ``<data>/models/_LATEST`` each, recorded."""
-    from . import promotion, storage
+    import logging
+
+    from . import output_lock, promotion, storage
 
     root = storage.join(settings.data_url, "models")
     so = settings.storage_options
+    # promote / rollback write _LATEST: they take the models' lock, so no decision lands amid a training run's
+    locked = output_lock.hold(root, f"{command} by hand", so, timeout=60, log=logging.getLogger(__name__))
     try:
         if command == "promote":
             url = normalise_url(args.model) if "/" in args.model else storage.join(root, args.model)
-            state = promotion.promote(root, url, args.reason, so)
+            with locked:
+                state = promotion.promote(root, url, args.reason, so)
         elif command == "rollback":
-            state = promotion.rollback(root, args.reason, so)
+            with locked:
+                state = promotion.rollback(root, args.reason, so)
         else:
             for event in promotion.events(root, so):
                 print(f"{event['at']}  {event['action']:<9}  {event.get('model')}  {event.get('reason', '')}")
             state = promotion.state(root, so)
-    except promotion.PromotionError as exc:
+    except (promotion.PromotionError, output_lock.LockHeldError) as exc:
         print(f"{command} refused: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(f"current model: {state.get('latest') or 'none'}")
@@ -144,33 +152,87 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("promote", "rollback", "models"):
         return lifecycle(args.command, args, settings)
 
-    # Without PREFECT_API_URL Prefect starts a temporary local server; its first start migrates a new
-    # database, which takes longer than Prefect's 20 s default on a busy laptop or CI runner. That
-    # server's telemetry writes to the same SQLite file and prints a "database is locked" traceback when
-    # it loses the race: off unless the user turned it on.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    # What the command will read, checked before Prefect and Dask start: a missing dataset or model, a file of other
+    # columns or s3:// without credentials costs a second and one line, not a run (exit 2, as for settings).
+    from . import inputs
+    from .project import current
+
+    try:
+        inputs.check_command(
+            args.command,
+            settings,
+            current().module("schema").SCHEMA,
+            dataset=getattr(args, "dataset", None),
+            train_dataset=getattr(args, "train_dataset", None),
+            score_dataset=getattr(args, "score_dataset", None),
+            model=getattr(args, "model", None),
+        )
+    except inputs.InputError as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # storage did not answer: may heal
+        print(f"{args.command} failed: cannot read its inputs: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return run_flow(args.command, args, settings, as_program=argv is None)
+
+
+def run_flow(command: str, args: argparse.Namespace, settings: Settings, as_program: bool = False) -> int:
+    """A flow on the API this command uses (said on the first line): the one you configured, else the project's
+    local server, started if it is not up (:mod:`.prefect_api`: it outlives the command, nothing else does)."""
+    from . import prefect_api
+    from .settings import ConfigError
+
+    # The server's telemetry writes to its SQLite file and prints a "database is locked" traceback when it loses
+    # the race: off unless the user turned it on. Prefect's client retries each API call 5 times (~62 s): fewer
+    # here, where prefect_api.watch stops a run whose API is gone.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", prefect_api.CLIENT_RETRIES)
+    api, local = prefect_api.choose()
+    if local:
+        state = "the project's server" if prefect_api.is_up(api) else "the project's server: starting it"
+        which, restart = f" ({state}; make server-stop stops it)", "start it again (make server)"
+    else:
+        which, restart = "", "check the server PREFECT_API_URL names"
+    print(f"{command}: {settings.describe()}, Prefect API {api}{which}", file=sys.stderr, flush=True)
+    if local:
+        try:
+            prefect_api.ensure_up()
+        except prefect_api.ServerError as exc:
+            print(f"{command} failed: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        prefect_api.use(api)
+
     from .project import current
 
     flows = current().module("flows")  # Prefect is imported only for real work: --help stays fast
-    from .prefect_api import use_local_server
-
-    api = use_local_server() or "a temporary server (make server starts a lasting one)"
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
-
-    print(f"{args.command}: {settings.describe()}, Prefect API {api}", file=sys.stderr, flush=True)
     try:
-        if args.command == "run":
-            result = flows.batch_pipeline(train_dataset_url=args.train_dataset, score_dataset_url=args.score_dataset)
-            print(result["summary"])
-        elif args.command == "generate":
-            for ds in flows.generate_flow():
-                print(f"dataset: {ds['url']}  {ds['rows']:,} rows in {ds['files']} files")
-        elif args.command == "train":
-            print(flows.train_flow(dataset_url=args.dataset)["summary"])
-        else:
-            print(flows.score_flow(model_url=args.model, dataset_url=args.dataset)["summary"])
+        with prefect_api.watch(api, restart) as watch:
+            try:
+                if command == "run":
+                    train, score = args.train_dataset, args.score_dataset
+                    print(flows.batch_pipeline(train_dataset_url=train, score_dataset_url=score)["summary"])
+                elif command == "generate":
+                    for ds in flows.generate_flow():
+                        print(f"dataset: {ds['url']}  {ds['rows']:,} rows in {ds['files']} files")
+                elif command == "train":
+                    print(flows.train_flow(dataset_url=args.dataset)["summary"])
+                else:
+                    print(flows.score_flow(model_url=args.model, dataset_url=args.dataset)["summary"])
+            except BaseException:
+                if watch.lost:  # whatever the loss raised on its way (ApiLost, Prefect's ConnectError)
+                    raise prefect_api.ApiLost(watch.lost) from None
+                raise
+    except prefect_api.ApiLost as exc:
+        print(f"{command} failed: {exc}", file=sys.stderr, flush=True)
+        if as_program:
+            # Prefect's services would now try to deliver their queued events and logs to the API that is gone
+            # (~11 s a batch) before the process could end. The run's cleanup is done (cluster closed, staging
+            # removed): a program (the console script, python -m) ends here.
+            sys.stdout.flush()
+            os._exit(EXIT_FAILED)
+        return EXIT_FAILED
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -181,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: nothing committed", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
-        print(f"{args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 

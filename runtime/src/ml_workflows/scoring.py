@@ -17,8 +17,9 @@ import pyarrow.parquet as pq
 
 from .columns import Schema
 from .drift import SAMPLE_ROWS_PER_BATCH, Counter
+from .file_schema import check_file_schema, open_parquet
 from .storage import filesystem, open_write, parquet_options
-from .validation import REASON, MalformedFileError, check_file_schema, split_valid
+from .validation import REASON, split_valid
 
 SCORE, PREDICTION = "score", "prediction"
 THRESHOLD = 0.5  # prediction = score >= THRESHOLD
@@ -70,10 +71,7 @@ def score_file(
     counter = Counter(profile, SAMPLE_ROWS_PER_BATCH) if profile else None
     try:
         with in_fs.open(in_path, "rb") as src, open_write(out_url, storage_options) as dst:
-            try:
-                reader = pq.ParquetFile(src)
-            except ValueError as exc:  # ArrowInvalid: truncated or not parquet (I/O errors stay OSError: retried)
-                raise MalformedFileError(f"{in_url}: not a readable parquet file ({exc})") from exc
+            reader = open_parquet(src, in_url)
             check_file_schema(reader.schema_arrow, schema, in_url)
             with pq.ParquetWriter(dst, out, **parquet_options(PREDICTION)) as writer:
                 for batch in reader.iter_batches(batch_size=batch_rows, columns=columns):

@@ -8,55 +8,15 @@ naming the file.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from .columns import Categorical, Schema
+from .columns import EXACT_IN_FLOAT32, Schema
+
+# The whole-file rule lives apart (pyarrow only, for the fast up-front check); re-exported for its callers here.
+from .file_schema import MalformedFileError, MissingColumnsError, check_file_schema, require_columns  # noqa: F401
 
 REASON = "quarantine_reason"
-
-
-class MalformedFileError(ValueError):
-    """A whole input file is unusable (corrupt, or a column missing or of the wrong kind): the run fails
-    naming the file, since no row of it can be scored or quarantined one by one."""
-
-
-class MissingColumnsError(ValueError):
-    """A table lacks columns the schema declares."""
-
-
-def require_columns(columns: Sequence[str], schema: Schema, labelled: bool, where: str) -> None:
-    missing = [c for c in schema.columns(labelled) if c not in columns]
-    if missing:
-        raise MissingColumnsError(
-            f"{where}: lacks columns {missing}; schema.py declares {schema.columns(labelled)} "
-            "(fix the data, or the schema if the data is right)"
-        )
-
-
-def check_file_schema(arrow_schema: pa.Schema, schema: Schema, url: str, labelled: bool = False) -> None:
-    """Refuse a file whose declared columns are missing or of the wrong kind (extra columns are ignored)."""
-    try:
-        require_columns(arrow_schema.names, schema, labelled, url)
-    except MissingColumnsError as exc:
-        raise MalformedFileError(str(exc)) from None
-    numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_null)
-    text = (pa.types.is_string, pa.types.is_large_string, pa.types.is_dictionary, pa.types.is_null)
-    wrong = {}
-    for name in schema.columns(labelled):
-        is_text = _is_categorical(schema, name) or (name == schema.id and schema.id_dtype == "string")
-        kinds = text if is_text else numeric
-        if not any(k(arrow_schema.field(name).type) for k in kinds):
-            wrong[name] = str(arrow_schema.field(name).type)
-    if wrong:
-        raise MalformedFileError(f"{url}: columns {wrong} are not of the kind schema.py declares")
-
-
-def _is_categorical(schema: Schema, name: str) -> bool:
-    return any(isinstance(f, Categorical) and f.name == name for f in schema.features)
 
 
 def row_problems(frame: pd.DataFrame, schema: Schema, labelled: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -133,8 +93,8 @@ def row_problems(frame: pd.DataFrame, schema: Schema, labelled: bool = False) ->
 
 
 def _wide(numeric: list) -> bool:
-    """float64 where float32 would change a value or a bound (int64 ids, float64 columns)."""
-    return any(c.dtype in ("float64", "int64") for c in numeric)
+    """float64 where float32 would change a value or a bound (float64, int32 and int64 columns)."""
+    return any(c.dtype not in EXACT_IN_FLOAT32 for c in numeric)
 
 
 def split_valid(frame: pd.DataFrame, schema: Schema, labelled: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
