@@ -138,13 +138,14 @@ def make_dataset(root: Path, rows: int, files: int, env: dict[str, Any]) -> tupl
                 data_url=str(root), train_rows=1000, train_files=1, score_rows=rows, score_files=files
             )
         )
-    return steps.paths(Settings(data_url=str(root)))["score"], seconds
+    return steps.paths(Settings(data_url=str(root)).for_sample())["score"], seconds
 
 
 def train_model(root: Path, env: dict[str, Any]) -> str:
     with pipeline_env(**env, data_url=root):
         flows.generate_flow(data_url=str(root), train_rows=200_000, train_files=2, score_rows=1000, score_files=1)
-        return flows.train_flow(data_url=str(root))["model"]["model_url"]
+        sample = steps.paths(Settings(data_url=str(root)).for_sample())["train"]
+        return flows.train_flow(data_url=str(root), dataset_url=sample)["model"]["model_url"]
 
 
 def sklearn_pipeline(model: Model) -> Any:

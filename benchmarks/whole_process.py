@@ -128,11 +128,11 @@ def generate(project: Project, data: Path, rows: int, files: int) -> str:
     """Clean sample data (no malformed rows): the plain script, which validates nothing, can score every row."""
     sizes = ["--train-rows", "200000", "--train-files", "2", "--score-rows", str(rows), "--score-files", str(files)]
     project.run(project.cli("generate", *sizes), data, PIPELINE_SAMPLE_MALFORMED_FRACTION="0")
-    return str(data / "datasets" / "score")
+    return str(data / "sample" / "datasets" / "score")  # the sample's own data URL (Settings.for_sample)
 
 
 def train(project: Project, data: Path) -> str:
-    out = project.run(project.cli("train"), data).stdout
+    out = project.run(project.cli("train", "--dataset", str(data / "sample" / "datasets" / "train")), data).stdout
     return re.search(r"model:\s+(\S+)", out).group(1)
 
 

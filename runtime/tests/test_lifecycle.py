@@ -7,6 +7,7 @@ contract, so they hold for your own schema and model too.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 
 from ml_workflows import cli, drift, notifications, promotion, storage
 from ml_workflows.columns import Categorical
+from ml_workflows.model_store import load_model
 from ml_workflows.project import current
 from ml_workflows.quality import QualityGate
 from ml_workflows.validation import split_valid
@@ -78,6 +80,18 @@ def test_compare_promotes_unless_worse_by_more_than_the_tolerance(higher):
     assert unusable["promote"] and "another schema" in unusable["reason"]
     with pytest.raises(promotion.PromotionError, match="returned no 'm'"):
         promotion.compare(gate, {"other": 1.0}, champion, 0.005)
+    # Not compared at all: a better figure on other data means nothing.
+    kept = promotion.compare(gate, {"m": better}, None, 0.005, not_comparable="trained on the sample data")
+    assert not kept["promote"] and kept["reason"].startswith("not compared: trained on the sample data")
+
+
+def test_sample_data_and_yours_are_never_compared():
+    assert promotion.data_conflict(True, True) is None and promotion.data_conflict(False, False) is None
+    assert promotion.data_conflict(True, None) is None  # a model of an earlier release: compared as before
+    why, replaces = promotion.data_conflict(True, False)  # the new model on the sample, the current one on yours
+    assert not replaces and "new model was trained on the sample data" in why
+    why, replaces = promotion.data_conflict(False, True)
+    assert replaces and "current model was trained on the sample data" in why
 
 
 # -- promote / rollback: atomic, refused cleanly, recorded -------------------------------------------
@@ -161,7 +175,9 @@ def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shifted_one(
 
 # -- end to end --------------------------------------------------------------------------------------
 def test_a_worse_model_is_not_promoted_and_latest_is_unchanged(pipeline_env, monkeypatch, capsys):
-    first = flows.batch_pipeline()
+    flows.generate_flow()
+    datasets = {k: storage.join(str(pipeline_env), "sample", "datasets", k) for k in ("train", "score")}
+    first = flows.batch_pipeline(train_dataset_url=datasets["train"], score_dataset_url=datasets["score"])
     champion = first["model"]["model_url"]
     assert first["model"]["promoted"] and first["model"]["comparison"]["champion"] is None
     latest = pipeline_env / "models" / storage.LATEST
@@ -169,7 +185,6 @@ def test_a_worse_model_is_not_promoted_and_latest_is_unchanged(pipeline_env, mon
 
     _any_gate_passes(monkeypatch)
     monkeypatch.setattr(user_model, "build", _worse(user_model.build))
-    datasets = {k: storage.join(str(pipeline_env), "datasets", k) for k in ("train", "score")}
     state = flows.batch_pipeline(
         train_dataset_url=datasets["train"], score_dataset_url=datasets["score"], return_state=True
     )
@@ -233,10 +248,11 @@ def test_shifted_scoring_data_is_reported_as_drift_and_notified(pipeline_env, mo
     assert report["drifted"] == [], report["features"][:3]  # the sample's scoring data is like its training data
     assert Path(first["scoring"]["drift_url"]).is_file()
 
-    moved = _write_shifted(storage.join(str(pipeline_env), "datasets", "score"), pipeline_env.parent / "shifted")
+    sample = pipeline_env / "sample"  # the sample run's own data URL: its model is current there
+    moved = _write_shifted(storage.join(str(sample), "datasets", "score"), pipeline_env.parent / "shifted")
     with Receiver() as receiver:
         monkeypatch.setenv(notifications.ENV_WEBHOOK, receiver.url)
-        state = flows.score_flow(dataset_url=moved, return_state=True)
+        state = flows.score_flow(data_url=str(sample), dataset_url=moved, return_state=True)
         assert state.is_completed()  # PIPELINE_DRIFT_ACTION=warn: committed, warned
         scored = state.result()["scoring"]
         [body] = receiver.received
@@ -250,13 +266,97 @@ def test_shifted_scoring_data_is_reported_as_drift_and_notified(pipeline_env, mo
     assert "drift:" in state.result()["summary"]
 
     # PIPELINE_DRIFT_ACTION=fail: the run fails, nothing is committed, the failure is notified.
-    predictions = pipeline_env / "predictions"
+    predictions = sample / "predictions"
     committed = sorted(predictions.glob("*/" + storage.MANIFEST))
     monkeypatch.setenv("PIPELINE_DRIFT_ACTION", "fail")
     with Receiver() as receiver:
         monkeypatch.setenv(notifications.ENV_WEBHOOK, receiver.url)
-        failed = flows.score_flow(dataset_url=moved, return_state=True)
+        failed = flows.score_flow(data_url=str(sample), dataset_url=moved, return_state=True)
         [body] = receiver.received
     assert failed.is_failed() and body["state"] == "Failed" and "DriftError" in body["error"]
     assert sorted(predictions.glob("*/" + storage.MANIFEST)) == committed
     assert not list((predictions / "_staging").iterdir())
+
+
+# -- your lineage and the sample's; damaged and half-recorded models --------------------------------
+def _your_data(root: Path, rows: int = 6_000, files: int = 3) -> dict[str, str]:
+    """Datasets as you bring them: plain parquet files with no manifest (not the sample generator's), and another
+    relationship between features and label than the sample's (another seed)."""
+    urls = {}
+    for kind, labelled in (("train", True), ("score", False)):
+        folder = root / kind
+        folder.mkdir(parents=True)
+        for i in range(files):
+            frame = make_partition(i, rows // files, i * rows, seed=7, malformed_fraction=0.0, labelled=labelled)
+            table = pa.Table.from_pandas(frame, schema=SCHEMA.arrow_schema(labelled), preserve_index=False)
+            pq.write_table(table, folder / f"{kind}-{i}.parquet")
+        urls[kind] = str(folder)
+    return urls
+
+
+def test_the_sample_never_replaces_a_model_of_your_data(pipeline_env):
+    mine = _your_data(pipeline_env.parent / "mine")
+    models = pipeline_env / "models"
+    yours = flows.train_flow(dataset_url=mine["train"])["model"]
+    assert yours["promoted"]
+    before = (models / storage.LATEST).read_bytes()
+
+    sample = flows.batch_pipeline()  # make run: the sample pipeline, under its own data URL
+    assert sample["model"]["promoted"]  # the first model of the sample's lineage
+    assert Path(sample["model"]["model_url"]).parent == pipeline_env / "sample" / "models"
+    assert Path(sample["scoring"]["predictions_url"]).parent == pipeline_env / "sample" / "predictions"
+    assert (models / storage.LATEST).read_bytes() == before
+    assert [p.name for p in models.iterdir() if not p.name.startswith("_")] == [Path(yours["model_url"]).name]
+
+    # Trained on the sample data in your lineage by hand: a candidate, never compared (nor evaluated) with yours.
+    sample_train = storage.join(str(pipeline_env), "sample", "datasets", "train")
+    by_hand = flows.train_flow(dataset_url=sample_train)["model"]
+    reason = by_hand["comparison"]["reason"]
+    assert not by_hand["promoted"] and by_hand["comparison"]["champion"] is None
+    assert reason.startswith("not compared: the new model was trained on the sample data"), reason
+    assert (models / storage.LATEST).read_bytes() == before
+    [event] = [e for e in promotion.events(str(models)) if e["action"] == "candidate"]
+    assert event["model"] == by_hand["model_url"] and event["champion"] == yours["model_url"]
+
+    # The other way round: a model of your data replaces one of the sample's, without a comparison.
+    replaced = flows.train_flow(data_url=str(pipeline_env / "sample"), dataset_url=mine["train"])["model"]
+    reason = replaced["comparison"]["reason"]
+    assert replaced["promoted"] and "the current model was trained on the sample data" in reason, reason
+
+
+def test_an_unreadable_current_model_is_named_and_training_replaces_it(pipeline_env, monkeypatch, capsys):
+    mine = _your_data(pipeline_env.parent / "mine")
+    first = flows.train_flow(dataset_url=mine["train"])["model"]
+    pickled = Path(first["model_url"]) / "model.pkl"
+    pickled.write_bytes(pickled.read_bytes()[: pickled.stat().st_size // 2])  # truncated after its commit
+    monkeypatch.setenv("PIPELINE_RETRIES", "2")  # retries are on, and a retry cannot heal this: none may run
+    steps = sys.modules["ml_workflows.steps"]
+    loads = []
+    monkeypatch.setattr(steps, "load_model", lambda *a, **k: loads.append(a) or load_model(*a, **k))
+
+    capsys.readouterr()
+    assert cli.main(["score", "--dataset", mine["score"]]) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert f"model {first['model_url']} cannot be read (UnpicklingError" in err and "make rollback" in err, err
+    assert len(loads) == 1  # one attempt
+
+    second = flows.train_flow(dataset_url=mine["train"])["model"]
+    reason = second["comparison"]["reason"]
+    assert second["promoted"] and reason.startswith("not compared: the current model cannot be used: model "), reason
+    assert storage.current(str(pipeline_env / "models")) == second["model_url"]
+    assert cli.main(["score", "--dataset", mine["score"]]) == cli.EXIT_OK
+
+
+def test_the_decision_is_stored_before_bookkeeping_that_needs_the_prefect_api(pipeline_env, monkeypatch):
+    mine = _your_data(pipeline_env.parent / "mine")
+
+    def api_gone(*args, **kwargs):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(sys.modules["ml_workflows.steps"], "publish_comparison", api_gone)
+    state = flows.train_flow(dataset_url=mine["train"], return_state=True)
+    assert state.is_failed()
+    models = pipeline_env / "models"
+    [model] = [str(p) for p in models.iterdir() if not p.name.startswith("_")]
+    assert storage.current(str(models)) == model  # made current, and recorded, before the API was needed
+    assert [(e["action"], e["model"]) for e in promotion.events(str(models))] == [("promote", model)]

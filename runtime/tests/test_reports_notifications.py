@@ -128,7 +128,8 @@ def _published(data: Path) -> dict[str, str | None]:
 
 def test_quality_gates_fail_the_run_and_keep_the_previous_results(pipeline_env, monkeypatch):
     flows.batch_pipeline()
-    before = _published(pipeline_env)
+    sample = pipeline_env / "sample"  # the sample pipeline's own data URL
+    before = _published(sample)
     assert all(before.values())
 
     # 1. the model's gate metric misses a threshold no model reaches: training fails, nothing is scored.
@@ -136,14 +137,14 @@ def test_quality_gates_fail_the_run_and_keep_the_previous_results(pipeline_env, 
     state = flows.batch_pipeline(quality_gate_min=impossible, return_state=True)
     assert state.is_failed()
     assert f"holdout {QUALITY_GATE.metric}" in state.message and f"quality gate {impossible}" in state.message
-    assert _published(pipeline_env) == before
+    assert _published(sample) == before
     # 2. too many quarantined rows (the sample has 0.5% malformed rows): scoring alone fails too.
     monkeypatch.setenv("PIPELINE_MAX_QUARANTINE_FRACTION", "0.001")
-    state = flows.score_flow(return_state=True)
+    state = flows.score_flow(data_url=str(sample), return_state=True)
     assert state.is_failed() and "PIPELINE_MAX_QUARANTINE_FRACTION=0.001" in state.message
-    assert _published(pipeline_env) == before
-    assert not list((pipeline_env / "predictions" / "_staging").iterdir())
-    assert len(list((pipeline_env / "predictions").glob("*/" + storage.MANIFEST))) == 1
+    assert _published(sample) == before
+    assert not list((sample / "predictions" / "_staging").iterdir())
+    assert len(list((sample / "predictions").glob("*/" + storage.MANIFEST))) == 1
 
 
 # -- observability --------------------------------------------------------------------------------
@@ -182,7 +183,7 @@ def test_a_run_publishes_rows_stages_cluster_cost_and_a_performance_report(pipel
     assert "| local cluster (no cloud compute) | 2 | 2 |" in cluster and "| 0.0000 |" in cluster
     assert result["observed"]["cost"]["fargate_equivalent_usd"] > 0
     link = artifacts["dask-performance-report"].data
-    report = pipeline_env / "reports" / result["run_id"] / "dask-performance-report.html"
+    report = pipeline_env / "sample" / "reports" / result["run_id"] / "dask-performance-report.html"
     assert f"({report.as_uri()})" in link
     assert report.stat().st_size > 10_000 and "Dask Performance Report" in report.read_text()
 

@@ -30,8 +30,9 @@ def test_a_training_run_is_logged_and_read_back_through_mlflow(pipeline_env):
     trained = result["model"]
 
     client = mlflow.MlflowClient(tracking_uri=os.environ[tracking.ENV_URI])
-    experiment = client.get_experiment_by_name(current().name)  # the experiment is named after the project
-    assert experiment.artifact_location == storage.join(str(pipeline_env), "mlflow")
+    # The experiment is named after the project; the sample's runs (this one) have one of their own.
+    experiment = client.get_experiment_by_name(f"{current().name}-sample")
+    assert experiment.artifact_location == storage.join(str(pipeline_env), "sample", "mlflow")
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.run_name == result["run_id"] and run.info.status == "FINISHED"
     for name, value in trained["metrics"].items():

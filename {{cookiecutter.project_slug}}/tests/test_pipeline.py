@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -64,11 +66,13 @@ def test_local_pipeline_trains_scores_and_quarantines(pipeline_env, monkeypatch)
     assert set(quarantine[ID]).isdisjoint(predictions[ID])  # every input row is in exactly one place
     assert f"{manifest['quarantined_rows']:,} malformed rows" in result["summary"]
     assert all(f"{k} {v:.4f}" in result["summary"] for k, v in metrics.items())  # whatever evaluate returns
-    assert not list((pipeline_env / "predictions" / "_staging").iterdir())
+    sample = pipeline_env / "sample"  # the sample run's own data URL: your models and results are not touched
+    assert Path(scoring["predictions_url"]).parent == sample / "predictions" and not (pipeline_env / "models").exists()
+    assert not list((sample / "predictions" / "_staging").iterdir())
     assert [c.status for c in created] == [Status.closed]
 
-    # The score flow alone picks up the latest committed model and writes a new committed result.
-    again = flows.score_flow()["scoring"]
+    # The score flow alone picks up the current model (of the data URL it is given) and commits a new result.
+    again = flows.score_flow(data_url=str(sample))["scoring"]
     assert again["predictions_url"] != scoring["predictions_url"]
     assert again["rows"] == manifest["rows"]
     assert hasattr(load_model(result["model"]["model_url"]), "predict_proba")
@@ -92,7 +96,7 @@ def test_injected_failure_commits_nothing_and_closes_the_cluster(pipeline_env, m
     assert cli.main(["run"]) == cli.EXIT_FAILED
     assert "injected: storage went away" in capsys.readouterr().err
     assert len(attempts.read_text().splitlines()) == 4  # 2 Dask attempts in each of 2 Prefect attempts
-    predictions = pipeline_env / "predictions"
+    predictions = pipeline_env / "sample" / "predictions"
     assert not (predictions / storage.LATEST).exists()
     assert list(predictions.glob("*/" + storage.MANIFEST)) == []
     assert [p.name for p in predictions.iterdir()] == ["_staging"]
@@ -122,6 +126,7 @@ def test_s3_pipeline_on_an_external_process_cluster(pipeline_env, monkeypatch, s
 
     QUALITY_GATE.check(result["model"]["metrics"])
     url = result["scoring"]["predictions_url"]
+    data_url += "/sample"  # the sample run's own data URL
     assert url.startswith(data_url + "/predictions/")
     fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": moto_s3})
     manifest = storage.read_manifest(url, {"client_kwargs": {"endpoint_url": moto_s3}})

@@ -25,6 +25,20 @@ class ModelVersionError(RuntimeError):
     """The artifact was trained under library versions other than the ones installed here."""
 
 
+class ModelUnreadableError(RuntimeError):
+    """A committed model whose files cannot be read back (truncated or corrupted after its commit)."""
+
+    def __init__(self, url: str, cause: BaseException) -> None:
+        super().__init__(
+            f"model {url} cannot be read ({type(cause).__name__}: {cause}): `make rollback` makes the previous "
+            "model current again; a training run replaces it (an unreadable current model counts as none)"
+        )
+
+
+# What unpickling or parsing a damaged file raises; an OSError (a storage hiccup) is not among them: it may heal.
+_DAMAGED = (pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError, IndexError, TypeError)
+
+
 def library_versions() -> dict[str, str]:
     versions = {}
     for dist in VERSIONED:
@@ -45,7 +59,10 @@ def save_model(model: Any, url: str, info: dict[str, Any], storage_options: dict
 
 def read_info(url: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     storage.read_manifest(url, storage_options)  # NotCommittedError for half-written models
-    return storage.read_json(storage.join(url, "model.json"), storage_options)
+    try:
+        return storage.read_json(storage.join(url, "model.json"), storage_options)
+    except ValueError as exc:  # json.JSONDecodeError: truncated or overwritten
+        raise ModelUnreadableError(url, exc) from exc
 
 
 def load_model(url: str, storage_options: dict[str, Any] | None = None, *, check_versions: bool = True) -> Any:
@@ -65,4 +82,7 @@ def load_model(url: str, storage_options: dict[str, Any] | None = None, *, check
             )
     fs, path = storage.filesystem(storage.join(url, "model.pkl"), storage_options)
     with fs.open(path, "rb") as f:
-        return pickle.load(f)  # noqa: S301 - our own artifact, versions verified above
+        try:
+            return pickle.load(f)  # noqa: S301 - our own artifact, versions verified above
+        except _DAMAGED as exc:
+            raise ModelUnreadableError(url, exc) from exc

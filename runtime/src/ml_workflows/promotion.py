@@ -12,6 +12,11 @@ evaluated on the same rows — the training run's holdout, or the fixed referenc
 unless it is worse on ``QUALITY_GATE.metric`` (in the gate's direction) by more than
 ``PIPELINE_PROMOTION_TOLERANCE``. Otherwise it stays a committed *candidate*, with the reason.
 
+Models are compared only when they were trained on the same kind of data and schema: a model trained on the
+sample data (``sample_data.py``'s synthetic rows) never replaces one trained on your data by comparison — it
+stays a candidate, saying why — and a current model trained on another schema cannot score, so the new one
+replaces it without a comparison. (The sample pipeline keeps its own data URL besides: ``Settings.for_sample``.)
+
 ``_LATEST`` also holds the earlier champions (``history``), so :func:`rollback` returns to the
 previous one in one write; :func:`promote` makes a given committed candidate the champion. Each
 decision, promotion and rollback is recorded as one JSON object under ``<data>/models/_EVENTS/``.
@@ -45,12 +50,15 @@ def compare(
     current_model_url: str | None = None,
     evaluated_on: str = "holdout",
     champion_problem: str | None = None,
+    not_comparable: str | None = None,
 ) -> dict[str, Any]:
     """The decision, as a JSON-able dict: ``promote`` (bool), ``reason`` and the figures behind it.
 
     ``champion`` is ``None`` when there is no current model, or when it cannot be used any more
-    (``champion_problem`` says why: trained on another schema or other library versions); the
-    challenger is then promoted.
+    (``champion_problem`` says why: trained on another schema or other library versions, unreadable, trained
+    on sample data while the challenger was trained on yours); the challenger is then promoted.
+    ``not_comparable`` says why the challenger must not be compared with a usable champion (trained on sample
+    data, the champion on yours): it stays a candidate.
     """
     metric, higher = gate.metric, gate.higher_is_better
     if tolerance < 0 or not math.isfinite(tolerance):
@@ -69,9 +77,14 @@ def compare(
             f"model.evaluate returned no {metric!r} (QUALITY_GATE.metric); it returned {sorted(challenger)}"
         )
     new = float(challenger[metric])
+    if not_comparable:
+        reason = f"not compared: {not_comparable}; promote it by hand if that is what you want"
+        return {**result, "champion": None, "promote": False, "difference": None, "reason": reason}
+    if champion_problem:
+        reason = f"not compared: {champion_problem}; the new model replaces it"
+        return {**result, "champion": None, "promote": True, "difference": None, "reason": reason}
     if champion is None:
-        why = f"the current model cannot be used ({champion_problem})" if champion_problem else "no current model"
-        return {**result, "promote": True, "difference": None, "reason": f"{why}: the new model becomes the first"}
+        return {**result, "promote": True, "difference": None, "reason": "no current model: the new model is the first"}
     if metric not in champion:
         why = f"the current model's evaluate returned no {metric!r}: the new model replaces it"
         return {**result, "promote": True, "difference": None, "reason": why}
@@ -84,6 +97,21 @@ def compare(
         verdict = "better" if gain > 0 else ("as good" if gain == 0 else "worse, within the tolerance")
         return {**result, "promote": True, "reason": f"{verdict}: {figures}"}
     return {**result, "promote": False, "reason": f"worse by {-gain:.4f}, over the tolerance: {figures}"}
+
+
+def data_conflict(challenger_on_sample: bool | None, champion_on_sample: bool | None) -> tuple[str, bool] | None:
+    """Why two models' training data rule out a comparison, and whether the challenger replaces the champion
+    anyway; ``None`` when they may be compared (same kind of data, or unknown for a model of an earlier release).
+
+    Sample data (synthetic rows) against your data: a figure on one says nothing about the other. A model of
+    yours replaces a sample one; a sample model never replaces one of yours on its own.
+    """
+    if challenger_on_sample is None or champion_on_sample is None or challenger_on_sample == champion_on_sample:
+        return None
+    if champion_on_sample:
+        return "the current model was trained on the sample data (sample_data.py), the new one on your data", True
+    why = "the new model was trained on the sample data (sample_data.py), the current one on your data"
+    return why, False
 
 
 # -- the current-model pointer (_LATEST) and its history -------------------------------------------------------------

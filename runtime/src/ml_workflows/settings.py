@@ -8,6 +8,8 @@ Variable                         Meaning (default)
 ===============================  ==========================================================
 PIPELINE_DATA_URL                where datasets, models and predictions live: a local
                                  directory or ``s3://bucket/prefix`` (``./data``)
+PIPELINE_SAMPLE_DATA_URL         the sample pipeline's own datasets, models and predictions, kept
+                                 apart from yours (``<PIPELINE_DATA_URL>/sample``)
 PIPELINE_S3_ENDPOINT_URL         S3-compatible endpoint (MinIO, moto, LocalStack) (unset)
 PIPELINE_CLUSTER                 ``local`` | ``existing`` | ``fargate`` (``local``)
 PIPELINE_SCHEDULER_ADDRESS       the scheduler of an ``existing`` cluster, e.g. ``tcp://10.0.0.5:8786``
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import posixpath
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -81,6 +84,7 @@ class Settings(BaseSettings):
     )
 
     data_url: str = Field(default_factory=_default_data_url)
+    sample_data_url: str | None = None
     s3_endpoint_url: str | None = None
     cluster: str = "local"
     scheduler_address: str | None = None
@@ -146,7 +150,7 @@ class Settings(BaseSettings):
                 raise ConfigError(f"unknown setting {name!r}")
             if value is not None:
                 values[name] = value
-        for name in ("data_url", "reference_dataset_url"):
+        for name in ("data_url", "sample_data_url", "reference_dataset_url"):
             if values.get(name):
                 values[name] = normalise_url(str(values[name]))
         return cls(**values)
@@ -194,6 +198,11 @@ class Settings(BaseSettings):
             raise ConfigError("PIPELINE_RETRIES/RETRY_DELAY must be >= 0 and timeouts > 0")
         if self.paused_timeout <= 0:
             raise ConfigError(f"PIPELINE_PAUSED_TIMEOUT={self.paused_timeout}: must be > 0 (seconds)")
+        if not is_memory_limit(self.memory_limit):
+            raise ConfigError(
+                f"PIPELINE_MEMORY_LIMIT={self.memory_limit!r}: not a memory size; use e.g. 2GiB or 512MiB, a fraction "
+                "of this machine's memory such as 0.5, 0 for no limit, or auto"
+            )
         if "://" in self.data_url and not self.data_url.startswith(("s3://", "file://", "memory://")):
             raise ConfigError(f"PIPELINE_DATA_URL={self.data_url!r}: use a local directory or an s3:// URL")
 
@@ -219,9 +228,42 @@ class Settings(BaseSettings):
         except OutputsError as exc:
             raise ConfigError(str(exc)) from exc
 
+    @property
+    def sample_url(self) -> str:
+        """Where the sample pipeline keeps its datasets, models and predictions (``PIPELINE_SAMPLE_DATA_URL``)."""
+        return self.sample_data_url or posixpath.join(self.data_url.rstrip("/"), "sample")
+
+    def for_sample(self) -> Settings:
+        """The settings of a run on sample data: its own data URL, so a model trained on synthetic rows never
+        enters the lineage (``models/_LATEST``) of models trained on your data."""
+        return self.replace(data_url=self.sample_url, sample_data_url=self.sample_url)
+
+    @property
+    def is_sample(self) -> bool:
+        """Whether these are a sample run's settings (:meth:`for_sample`)."""
+        return self.data_url == self.sample_data_url
+
     def describe(self) -> str:
         where = self.scheduler_address if self.cluster == "existing" else self.cluster
         return f"data {self.data_url}, cluster {where}"
+
+
+def is_memory_limit(value: str) -> bool:
+    """Whether a local Dask worker accepts ``value`` as its memory limit (``distributed.worker_memory.
+    parse_memory_limit``): ``auto``, a number (a fraction of this machine's memory up to 1, bytes above) or a size
+    Dask reads (``dask.utils.parse_bytes``: 2GiB, 512MB). Checked here, not when the cluster starts seconds later."""
+    if value == "auto":
+        return True
+    try:
+        return float(value) >= 0
+    except ValueError:
+        pass
+    from dask.utils import parse_bytes  # imported only for a size written with a unit
+
+    try:
+        return parse_bytes(value) >= 0
+    except ValueError:
+        return False
 
 
 def normalise_url(url: str) -> str:

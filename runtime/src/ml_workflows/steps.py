@@ -11,7 +11,11 @@ being published. The steps call the seam — ``schema.SCHEMA``, ``model.build()`
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from distributed import Client
@@ -21,10 +25,11 @@ from prefect.tasks import exponential_backoff
 
 # Absolute imports: Prefect deployments load flows.py by module name, and the functions handed to
 # Dask must live in the installed package so that workers can import them.
-from ml_workflows import drift, notifications, promotion, storage
+from ml_workflows import drift, notifications, output_lock, permanent, promotion, storage
 from ml_workflows.cancel import cancel_and_drain
 from ml_workflows.cluster import ClusterVersionError, as_completed_watched
-from ml_workflows.model_store import ModelVersionError, load_model, read_info, save_model
+from ml_workflows.inputs import dataset_files, paths  # paths: re-exported for flows.py
+from ml_workflows.model_store import ModelUnreadableError, ModelVersionError, load_model, read_info, save_model
 from ml_workflows.project import current
 from ml_workflows.quality import QualityGateError, quarantine_gate
 from ml_workflows.reports import publish_comparison, publish_drift
@@ -38,18 +43,18 @@ user_model = PROJECT.module("model")
 sample_data = PROJECT.module("sample_data")
 SCHEMA = PROJECT.module("schema").SCHEMA
 
-# Errors a retry cannot fix: fail the step at once.
+# Errors a retry cannot fix: fail the step at once (the standard library's: permanent.ERRORS; a missing input is an
+# inputs.InputError, a ConfigError). Dask's retries skip them too (permanent.Once).
 PERMANENT_ERRORS = (
+    *permanent.ERRORS,
     ConfigError,
     ClusterVersionError,
     ModelVersionError,
+    ModelUnreadableError,
     QualityGateError,
     drift.DriftError,
     promotion.PromotionError,
     storage.NotCommittedError,
-    FileExistsError,
-    ValueError,
-    KeyError,
 )
 
 
@@ -67,30 +72,45 @@ def with_retries(task_fn: Any, settings: Settings) -> Any:
     )
 
 
-def paths(settings: Settings) -> dict[str, str]:
-    root = settings.data_url
-    return {
-        "train": storage.join(root, "datasets", "train"),
-        "score": storage.join(root, "datasets", "score"),
-        "models": storage.join(root, "models"),
-        "predictions": storage.join(root, "predictions"),
-    }
+def writes_under(root_of: Callable[[dict[str, Any]], str]) -> Callable[[Any], Any]:
+    """A step that holds the lock of the output root ``root_of(its arguments)`` names while it runs
+    (:mod:`.output_lock`): a second run writing there is refused when it asks, and the staging that runs which died
+    left there is removed first. The step's timeout (``PIPELINE_TASK_TIMEOUT``) is the lock's expiry."""
+
+    def wrap(fn: Any) -> Any:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            arguments = signature.bind(*args, **kwargs).arguments
+            settings = arguments["settings"]
+            root, so = root_of(arguments), settings.storage_options
+            with output_lock.hold(root, arguments["run_id"], so, timeout=settings.task_timeout, log=get_run_logger()):
+                return fn(*args, **kwargs)
+
+        return locked
+
+    return wrap
 
 
 def _progress(futures: list[Any], what: str, settings: Settings, unit: str = "files") -> list[Any]:
     """Wait for Dask futures, logging progress about every 20%; results in submission order.
 
-    Fails (:class:`.cluster.WorkerMemoryError`) when every worker stays paused with nothing finishing.
+    Fails (:class:`.cluster.WorkerMemoryError`) when every worker stays paused with nothing finishing, and at the
+    first task that failed for good (a permanent error, :mod:`.permanent`, or retries exhausted), not after the rest.
     """
     logger = get_run_logger()
     total, step = len(futures), max(1, len(futures) // 5)
-    for done, _ in enumerate(as_completed_watched(futures, settings), start=1):
+    results = {}
+    for done, future in enumerate(as_completed_watched(futures, settings), start=1):
+        results[future.key] = permanent.result(future.result())
         if done % step == 0 or done == total:
             logger.info("%s: %d/%d %s", what, done, total, unit)
-    return [f.result() for f in futures]
+    return [results[f.key] for f in futures]
 
 
 @task(name="generate-sample-data", cache_policy=NO_CACHE, retry_condition_fn=_retryable)
+@writes_under(lambda a: output_lock.root_of(a["url"]))
 def generate_sample(
     client: Client, settings: Settings, url: str, rows: int, files: int, labelled: bool, run_id: str
 ) -> dict[str, Any]:
@@ -106,7 +126,7 @@ def generate_sample(
         acc += size
     try:
         futures = client.map(
-            sample_data.write_partition,
+            permanent.Once(sample_data.write_partition),
             [staging] * files,
             range(files),
             sizes,
@@ -205,23 +225,49 @@ def fit_and_evaluate(
     return model, metrics, counts, extra
 
 
-def current_model(settings: Settings) -> tuple[str | None, Any | None, str | None]:
-    """``(url, model, problem)`` of the model ``_LATEST`` names: ``(None, None, None)`` when there is none,
-    ``(url, None, why)`` when it can no longer score (another schema, other library versions)."""
+@dataclass(frozen=True)
+class CurrentModel:
+    """The model ``_LATEST`` names, as training sees it."""
+
+    url: str | None = None  # None: nothing promoted yet
+    model: Any | None = None  # None when there is none or it cannot be used
+    problem: str | None = None  # why it cannot be used (another schema, other library versions, unreadable)
+    on_sample: bool | None = None  # trained on the sample data; None: unknown (a model of an earlier release)
+
+
+def on_sample_data(dataset_url: str, so: dict[str, Any]) -> bool:
+    """Whether ``dataset_url`` holds the sample data: ``generate-sample-data`` commits it with a manifest saying so
+    (``kind: dataset``; your datasets carry no manifest, or another kind)."""
+    try:
+        return storage.read_manifest(dataset_url, so).get("kind") == "dataset"
+    except (storage.NotCommittedError, OSError, ValueError):
+        return False
+
+
+def current_model(settings: Settings) -> CurrentModel:
+    """The current model (``_LATEST``): loaded when it can score with this schema and these library versions,
+    else with the reason it cannot (an unreadable one is logged and counts as none: a training run replaces it)."""
     so = settings.storage_options
     url = promotion.state(paths(settings)["models"], so).get("latest")
     if not url:
-        return None, None, None
+        return CurrentModel()
     try:
-        trained_on = read_info(url, so).get("schema")
-        if trained_on and trained_on != SCHEMA.describe():
-            return url, None, "trained on another schema than schema.py declares"
-        return url, load_model(url, so), None
-    except (ModelVersionError, storage.NotCommittedError) as exc:
-        return url, None, str(exc)
+        info = read_info(url, so)
+        on_sample = info.get("on_sample_data")
+        if on_sample is None and info.get("dataset"):  # a model of an earlier release: ask its dataset
+            on_sample = on_sample_data(info["dataset"], so)
+        if info.get("schema") and info["schema"] != SCHEMA.describe():
+            why = "the current model was trained on another schema than schema.py's"
+            return CurrentModel(url, None, why, on_sample)
+        return CurrentModel(url, load_model(url, so), None, on_sample)
+    except (ModelVersionError, ModelUnreadableError, storage.NotCommittedError) as exc:
+        if isinstance(exc, ModelUnreadableError):
+            get_run_logger().warning("%s", exc)
+        return CurrentModel(url, None, f"the current model cannot be used: {exc}")
 
 
 @task(name="train-model", cache_policy=NO_CACHE)
+@writes_under(lambda a: paths(a["settings"])["models"])  # promotion included: one decision at a time
 def train_model(client: Client, settings: Settings, dataset_url: str, run_id: str) -> dict[str, Any]:
     """Train on the committed dataset, gate on the model's metric, commit the model artifact."""
     logger = get_run_logger()
@@ -229,12 +275,23 @@ def train_model(client: Client, settings: Settings, dataset_url: str, run_id: st
     models = paths(settings)["models"]
     final = storage.join(models, run_id)
     staging = storage.staging_url(final, run_id)
-    files = storage.list_parquet(dataset_url, so)
+    # Every file's footer against schema.py before any work: a file of other columns fails now, not after the rest.
+    files = dataset_files(dataset_url, SCHEMA, True, so, "training dataset")
+    if settings.reference_dataset_url:
+        reference = "reference dataset (PIPELINE_REFERENCE_DATASET_URL)"
+        dataset_files(settings.reference_dataset_url, SCHEMA, True, so, reference)
     if PROJECT.tracks:
         from ml_workflows.tracking import TrackingSettings, log_training  # MLflow: training only
 
         TrackingSettings.from_env(settings)  # a missing tracking URI fails here, before any work
-    current_model_url, champion, problem = current_model(settings)
+    current = current_model(settings)
+    current_model_url, on_sample = current.url, on_sample_data(dataset_url, so)
+    problem, not_comparable = current.problem, None
+    conflict = promotion.data_conflict(on_sample, current.on_sample) if current.model is not None else None
+    if conflict:
+        why, replaces = conflict
+        problem, not_comparable = (why, None) if replaces else (None, why)
+    champion = current.model if conflict is None else None  # a model that is not compared is not evaluated
     logger.info("training on %d files of %s (current model: %s)", len(files), dataset_url, current_model_url or "none")
     t0 = time.perf_counter()
     try:
@@ -253,9 +310,16 @@ def train_model(client: Client, settings: Settings, dataset_url: str, run_id: st
             current_model_url=current_model_url,
             evaluated_on=extra["evaluated_on"],
             champion_problem=problem,
+            not_comparable=not_comparable,
         )
         logger.info("%s: %s", "promote" if comparison["promote"] else "keep as candidate", comparison["reason"])
-        info = {"schema": SCHEMA.describe(), "metrics": metrics, "rows": counts, "dataset": dataset_url}
+        info = {
+            "schema": SCHEMA.describe(),
+            "metrics": metrics,
+            "rows": counts,
+            "dataset": dataset_url,
+            "on_sample_data": on_sample,
+        }
         save_model(model, staging, info, so)
         storage.write_json(storage.join(staging, drift.REFERENCE_FILE), extra["profile"], so)
         manifest = {
@@ -266,6 +330,7 @@ def train_model(client: Client, settings: Settings, dataset_url: str, run_id: st
             "rows": counts,
             "comparison": comparison,
             "files": [{"path": "model.pkl", "rows": 0}],
+            "quarantine_files": storage.file_entries(staging, storage.QUARANTINE, so),  # storage.quarantine_files
         }
         # Committed as a candidate; _LATEST moves below, in one write, only if the comparison says so.
         with_retries(commit_task, settings)(staging, final, manifest, so, update_latest=False)
@@ -275,16 +340,18 @@ def train_model(client: Client, settings: Settings, dataset_url: str, run_id: st
     except BaseException:
         storage.remove(staging, settings.storage_options)
         raise
-    if PROJECT.tracks:
-        run = log_training(settings, run_id, final, model, metrics, counts, comparison, dataset_url)
-        logger.info("MLflow run %s", run)
-    publish_comparison(comparison, run_id, final)
+    # The decision is stored first (storage only): bookkeeping that needs the Prefect API or MLflow comes after,
+    # so a server lost at this point cannot leave a committed model neither current nor recorded.
     if comparison["promote"]:
         promotion.promote(models, final, f"run {run_id}: {comparison['reason']}", so)
     else:
         event = {"action": "candidate", "model": final, "champion": current_model_url, "reason": comparison["reason"]}
         promotion.record(models, event, so)
         logger.warning("new model kept as a candidate (%s); scoring keeps %s", comparison["reason"], current_model_url)
+    if PROJECT.tracks:
+        run = log_training(settings, run_id, final, model, metrics, counts, comparison, dataset_url)
+        logger.info("MLflow run %s", run)
+    publish_comparison(comparison, run_id, final)
     gate = user_model.QUALITY_GATE.describe(settings.quality_gate_min)
     return {
         "model_url": final,
@@ -306,16 +373,18 @@ def commit_task(
 
 
 @task(name="score-dataset", cache_policy=NO_CACHE, retry_condition_fn=_retryable)
+@writes_under(lambda a: paths(a["settings"])["predictions"])
 def score_dataset(client: Client, settings: Settings, model_url: str, dataset_url: str, run_id: str) -> dict[str, Any]:
     """Score every file of the dataset out-of-core on the cluster; commit predictions + quarantine."""
     logger = get_run_logger()
     so = settings.storage_options
+    # Every file's footer against schema.py first: a file of other columns fails the run before any file is scored.
+    files = dataset_files(dataset_url, SCHEMA, False, so, "dataset to score")
     model = load_model(model_url, so)  # refuses a model trained under other library versions
     trained_on = read_info(model_url, so).get("schema")
     if trained_on and trained_on != SCHEMA.describe():
         raise ConfigError(f"model {model_url} was trained on another schema than schema.py declares; retrain it")
     profile = _drift_profile(model_url, so)
-    files = storage.list_parquet(dataset_url, so)
     final = storage.join(paths(settings)["predictions"], run_id)
     staging = storage.staging_url(final, run_id)
     storage.remove(staging, so)
@@ -327,7 +396,7 @@ def score_dataset(client: Client, settings: Settings, model_url: str, dataset_ur
         [shared_model] = client.scatter([model], broadcast=True, hash=False)
         names = [sample_data.file_name(i) for i in range(len(files))]
         futures = client.map(
-            score_file,
+            permanent.Once(score_file),
             files,
             [storage.join(staging, n) for n in names],
             [storage.join(staging, "quarantine", n) for n in names],

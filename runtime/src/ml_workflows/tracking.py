@@ -18,7 +18,7 @@ PIPELINE_MLFLOW_TRACKING_URI       where runs are recorded: a tracking server
                                    on Fargate, whose disk does not outlive the run; passed on
                                    to the ECS work pool by ``make deploy``; no credentials in
                                    it: ``MLFLOW_TRACKING_TOKEN`` from a secret)
-PIPELINE_MLFLOW_EXPERIMENT         experiment name (the project name)
+PIPELINE_MLFLOW_EXPERIMENT         experiment name (the project name; the sample's runs: ``<name>-sample``)
 PIPELINE_MLFLOW_ARTIFACT_URL       where a new experiment keeps its artifacts
                                    (``<data>/mlflow``: on AWS ``s3://<bucket>/pipeline/mlflow``,
                                    the one prefix the stack lets the flow run write and keeps the
@@ -75,7 +75,9 @@ class TrackingSettings:
                 "_PASSWORD) from a secret store instead; the URI is stored in the work pool and shown in logs"
             )
         artifacts = (env.get(ENV_ARTIFACTS) or "").strip() or storage.join(settings.data_url, "mlflow")
-        return cls(uri, (env.get(ENV_EXPERIMENT) or "").strip() or current().name, artifacts)
+        experiment = (env.get(ENV_EXPERIMENT) or "").strip() or current().name
+        # The sample's runs in an experiment of their own, as its models are in a lineage of their own.
+        return cls(uri, f"{experiment}-sample" if settings.is_sample else experiment, artifacts)
 
 
 def _pyfunc_model_class() -> type:

@@ -7,8 +7,9 @@ Each flow opens one Dask cluster from the settings (``ml_workflows.cluster.dask_
 any work, closed pass or fail) and runs the steps of ``ml_workflows.steps``, which call your ``schema.py`` and
 ``model.py``. Edit these flows to change what a run does (add a step, drop the sample data); the steps come with
 the runtime and are upgraded with it. ``batch-pipeline`` without dataset URLs
-generates the sample data first; given ``train_dataset_url`` / ``score_dataset_url`` (local paths or
-``s3://`` URLs) it trains on and scores your data instead.
+generates the sample data first and keeps everything of that run under its own data URL (``<data>/sample``:
+``Settings.for_sample``), so a model trained on synthetic rows never becomes the current model of your data; given
+``train_dataset_url`` / ``score_dataset_url`` (local paths or ``s3://`` URLs) it trains on and scores your data.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def generate_flow(
     score_files: int | None = None,
     seed: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Write the sample training and scoring datasets under ``<data>/datasets`` (any size)."""
+    """Write the sample training and scoring datasets under ``<data>/sample/datasets`` (any size)."""
     settings = Settings.from_env(
         data_url=data_url,
         sample_train_rows=train_rows,
@@ -59,7 +60,7 @@ def generate_flow(
         sample_score_rows=score_rows,
         sample_score_files=score_files,
         seed=seed,
-    )
+    ).for_sample()
     with dask_client(settings) as client:
         return _generate(client, settings, storage.new_run_id())
 
@@ -103,8 +104,10 @@ def batch_pipeline(
     seed: int | None = None,
 ) -> dict[str, Any]:
     """Train, then score with the current model (the new one if promoted), on one Dask cluster; without
-    dataset URLs, on freshly generated sample data."""
+    dataset URLs, on freshly generated sample data (under ``<data>/sample``)."""
     settings = Settings.from_env(data_url=data_url, quality_gate_min=quality_gate_min, seed=seed)
+    if train_dataset_url is None and score_dataset_url is None:
+        settings = settings.for_sample()  # the sample's own datasets, models and predictions
     logger = get_run_logger()
     logger.info("batch pipeline: %s", settings.describe())
     run_id = storage.new_run_id()

@@ -520,9 +520,10 @@ def read_tracking(aws: MotoAws, tracking_env: dict[str, str]) -> dict[str, Any]:
 
     with mock.patch.dict(os.environ, {"MLFLOW_DISABLE_TELEMETRY": "true"}):
         client = MlflowClient(tracking_uri=tracking_env[tracking.ENV_URI])
-        experiment = client.get_experiment_by_name(tracking_env[tracking.ENV_EXPERIMENT])
+        name = f"{tracking_env[tracking.ENV_EXPERIMENT]}-sample"  # the deployment's run is the sample pipeline's
+        experiment = client.get_experiment_by_name(name)
         if experiment is None:
-            raise RehearsalError(f"MLflow has no experiment {tracking_env[tracking.ENV_EXPERIMENT]!r}")
+            raise RehearsalError(f"MLflow has no experiment {name!r}")
         runs = client.search_runs([experiment.experiment_id])
         if len(runs) != 1:
             raise RehearsalError(f"MLflow holds {len(runs)} run(s) in {experiment.name!r}, not the one training run")
