@@ -33,6 +33,7 @@ def test_preflight_reports_every_missing_piece(capsys):
         "prefect": lambda: "no prefect",
         "quota": lambda: None,
         "git": lambda: None,  # code_source=git: the repository the flow runs clone
+        "tracking": lambda: None,  # tracking=mlflow: the tracking server
     }
     assert deploy.preflight(deploy.NEEDS["deploy"], checks) == ["no pulumi", "no aws", "no prefect"]
     assert deploy.preflight(deploy.NEEDS["build"], checks) == []
@@ -350,8 +351,9 @@ def test_readme_worker_policy_is_the_code_s():
     """prefect_worker = no: the README's policy is exactly what infra/identity.py gives the worker role."""
     import json
     import re
+    import types
 
-    from infra import identity  # infrastructure/ is on sys.path (the ml_workflows.testing plugin)
+    from infra import identity, logs  # infrastructure/ is on sys.path (the ml_workflows.testing plugin)
 
     text = (PROJECT / "README.md").read_text(encoding="utf-8")
     [block] = re.findall(r"```json\n(.*?)\n```", text, flags=re.S)
@@ -361,7 +363,7 @@ def test_readme_worker_policy_is_the_code_s():
         account="ACCOUNT_ID",
         base_name=f"{current().name}-dev",
         bucket_name="",
-        log_group_name="",
+        log_group_name=logs.log_group_name_for(types.SimpleNamespace(base_name=f"{current().name}-dev")),
     )
     assert json.loads(block) == json.loads(identity.worker_policy(arns))
     assert not (PROJECT / "infrastructure" / "infra" / "worker.py").exists()
