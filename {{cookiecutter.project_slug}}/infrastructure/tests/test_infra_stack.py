@@ -471,6 +471,8 @@ def _settings(**changes) -> settings.Settings:
         ({"vpc_cidr": "not-a-cidr"}, "not an IPv4 CIDR"),
         ({"nat_strategy": "none"}, "nat_strategy"),
         ({"log_retention_days": 10}, "log_retention_days"),
+        ({"stack": "dev_2"}, "letters, digits and hyphens"),  # "_" ends the stack's part of a Dask family
+        ({"name_prefix": "a" * 30, "stack": "b" * 9, "region": "ap-southeast-2"}, "exceed 64 characters"),
     ],
 )
 def test_settings_refuse_unsafe_or_invalid_config(changes, message):
