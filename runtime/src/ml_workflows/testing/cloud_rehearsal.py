@@ -267,6 +267,13 @@ def user_worker_policy(aws: MotoAws, s: infra_harness.Synth) -> str:
     return printed.replace("ACCOUNT_ID", ACCOUNT).replace(f"{prefix}-dev", f"{prefix}-{STACK}")
 
 
+def stack_worker_role(s: infra_harness.Synth) -> str:
+    """The name of the stack's worker-service role (declared when prefect_worker = yes)."""
+    from infra import identity
+
+    return identity.role_name(f"{_cfg(s, 'name_prefix')}-{STACK}", s.config["aws:region"], identity.PREFECT_WORKER)
+
+
 def user_worker_role(aws: MotoAws, s: infra_harness.Synth) -> str:
     """With the worker service off, the user runs the worker with the README's policy (user_worker_policy)."""
     trust = json.dumps(
@@ -394,7 +401,7 @@ def rehearse(
         say(log, f"moto on {aws.endpoint}; creating what the Pulumi program declares (stack {STACK!r})")
         outputs = build_aws(aws, s, edit_policy)
         roles = {r.inputs["name"]: r.state["arn"] for r in s.of_type(":Role")}
-        worker_role = roles.get(f"{_cfg(s, 'name_prefix')}-{STACK}-prefect-worker") or user_worker_role(aws, s)
+        worker_role = roles.get(stack_worker_role(s)) or user_worker_role(aws, s)
         policies = {k: [d for _, d in v] for k, v in generated_policies(s).items()}
         if worker_role not in roles.values():  # the user's worker: the README's policy
             policies[worker_role.rsplit("/", 1)[-1]] = [user_worker_policy(aws, s)]
