@@ -163,7 +163,7 @@ def worker_policy_document(root: Path, ctx: dict) -> str:
             account="ACCOUNT_ID",
             base_name=f"{ctx['project_slug']}-dev".lower(),
             bucket_name="",
-            log_group_name="",
+            log_group_name=f"/ecs/{ctx['project_slug']}-dev".lower(),  # infra/logs.py log_group_name_for
         )
         return identity.worker_policy(arns)
     finally:

@@ -250,7 +250,7 @@ def test_non_default_project_from_an_older_template_updates_and_passes(tmp_path)
             "rehearse-cloud", timeout=2400, check=False, REHEARSAL_REPORT=str(report_file), PYTEST_ADDOPTS=negative
         )
         summary = proc.stdout.strip().splitlines()[-1]
-        assert proc.returncode == 0 and re.search(r"\b7 passed\b", summary), proc.stdout[-6000:] + proc.stderr[-3000:]
+        assert proc.returncode == 0 and re.search(r"\b10 passed\b", summary), proc.stdout[-6000:] + proc.stderr[-3000:]
         report = json.loads(report_file.read_text())
         assert report["state"] == "Completed" and report["scope_problems"] == [], report
     else:  # the cloud rehearsal needs root: the local one still clones the code through the same pull steps

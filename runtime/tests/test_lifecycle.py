@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ml_workflows import cli, drift, notifications, promotion, storage
+from ml_workflows import cli, drift, names, notifications, promotion, storage
 from ml_workflows.columns import Categorical
 from ml_workflows.model_store import load_model
 from ml_workflows.project import current
@@ -205,8 +205,8 @@ def test_a_worse_model_is_not_promoted_and_latest_is_unchanged(pipeline_env, mon
     [event] = [e for e in promotion.events(str(pipeline_env / "models")) if e["action"] == "candidate"]
     assert event["model"] == candidate and event["champion"] == champion
     artifacts = _artifacts(state.state_details.flow_run_id)
-    assert "kept as a candidate" in artifacts["model-comparison"].data
-    rows = {r["metric"]: r for r in json.loads(artifacts["model-comparison-metrics"].data)}
+    assert "kept as a candidate" in artifacts[names.artifact("model-comparison")].data
+    rows = {r["metric"]: r for r in json.loads(artifacts[names.artifact("model-comparison-metrics")].data)}
     assert rows[QUALITY_GATE.metric]["current model"] == first["model"]["metrics"][QUALITY_GATE.metric]
 
     # Compared on a fixed labelled reference set instead of the run's holdout: the same rule, the same outcome.
@@ -261,7 +261,10 @@ def test_shifted_scoring_data_is_reported_as_drift_and_notified(pipeline_env, mo
     on_disk = json.loads(Path(scored["drift_url"]).read_text())
     assert Path(scored["drift_url"]).parent == Path(scored["predictions_url"])  # beside the predictions
     assert sorted(on_disk["drifted"]) == sorted(SCHEMA.feature_names)
-    artifact = {r["feature"]: r for r in json.loads(_artifacts(state.state_details.flow_run_id)["drift-report"].data)}
+    artifact = {
+        r["feature"]: r
+        for r in json.loads(_artifacts(state.state_details.flow_run_id)[names.artifact("drift-report")].data)
+    }
     assert set(artifact) == set(SCHEMA.feature_names) and all(r["drifted"] for r in artifact.values())
     assert "drift:" in state.result()["summary"]
 

@@ -3,47 +3,18 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 
-from ml_workflows import notifications, storage
+from ml_workflows import names, notifications, storage
 from ml_workflows.project import current
+from ml_workflows.testing.webhook import Receiver
 
 flows = current().module("flows")
 QUALITY_GATE = current().module("model").QUALITY_GATE
-
-
-class Receiver:
-    """A webhook receiver on 127.0.0.1 (random port) recording every JSON body; ``status`` is its reply."""
-
-    def __init__(self, status: int = 200) -> None:
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server API
-                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @flow(name="notify-probe", **notifications.HOOKS)
@@ -165,24 +136,28 @@ def test_a_run_publishes_rows_stages_cluster_cost_and_a_performance_report(pipel
     artifacts = _artifacts(state.state_details.flow_run_id)
     summary = {k: (a.type, a.data if isinstance(a.data, str) else json.dumps(a.data)) for k, a in artifacts.items()}
     (tmp_path.parent / "run-artifacts.json").write_text(json.dumps(summary, indent=2))
+    # Keys carry the project: two projects' histories in one workspace stay apart (names.artifact).
     assert set(artifacts) >= {
-        "pipeline-metrics",
-        "pipeline-summary",
-        "pipeline-rows",
-        "pipeline-stages",
-        "pipeline-cluster",
-        "dask-performance-report",
+        names.artifact(kind)
+        for kind in (
+            "pipeline-metrics",
+            "pipeline-summary",
+            "pipeline-rows",
+            "pipeline-stages",
+            "pipeline-cluster",
+            "dask-performance-report",
+        )
     }
-    rows = {r["stage"]: r for r in json.loads(artifacts["pipeline-rows"].data)}
+    rows = {r["stage"]: r for r in json.loads(artifacts[names.artifact("pipeline-rows")].data)}
     assert rows["score"]["rows_in"] == 20_000
     assert rows["score"]["rows_out"] + rows["score"]["quarantined"] == 20_000 and rows["score"]["quarantined"] > 0
     assert rows["train"]["rows_in"] == 6_000
-    stages = {r["stage"] for r in json.loads(artifacts["pipeline-stages"].data)}
+    stages = {r["stage"] for r in json.loads(artifacts[names.artifact("pipeline-stages")].data)}
     assert stages == {"cluster start", "generate", "train", "score", "total"}
-    cluster = artifacts["pipeline-cluster"].data
+    cluster = artifacts[names.artifact("pipeline-cluster")].data
     assert "| local cluster (no cloud compute) | 2 | 2 |" in cluster and "| 0.0000 |" in cluster
     assert result["observed"]["cost"]["fargate_equivalent_usd"] > 0
-    link = artifacts["dask-performance-report"].data
+    link = artifacts[names.artifact("dask-performance-report")].data
     report = pipeline_env / "sample" / "reports" / result["run_id"] / "dask-performance-report.html"
     assert f"({report.as_uri()})" in link
     assert report.stat().st_size > 10_000 and "Dask Performance Report" in report.read_text()

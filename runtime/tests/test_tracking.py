@@ -70,3 +70,30 @@ def test_the_tracking_server_reaches_the_aws_flow_runs_without_credentials(monke
     monkeypatch.setenv(tracking.ENV_URI, "https://user:secret@mlflow.internal.example")  # pragma: allowlist secret
     with pytest.raises(ConfigError, match="holds credentials"):
         tracking.TrackingSettings.from_env(Settings.from_env({}, data_url="s3://bucket/pipeline"))
+
+
+def test_each_stack_records_to_its_own_experiment_with_artifacts_in_its_own_bucket(monkeypatch):
+    """An MLflow experiment's artifact location is fixed when it is created: two stacks sharing one experiment would
+    write into the first stack's bucket, which the second's role cannot. So the AWS flow runs get the stack's own
+    experiment and the tracking prefix of the stack's bucket, beside the data prefix the Dask workers are limited to."""
+    from ml_workflows.deploy.work_pool import work_pool_job_template
+
+    monkeypatch.setenv(tracking.ENV_URI, "https://mlflow.internal.example")
+    monkeypatch.delenv(tracking.ENV_EXPERIMENT, raising=False)
+    prod = {**OUTPUTS, "ecs_cluster_arn": OUTPUTS["ecs_cluster_arn"].replace("-dev", "-prod"), "bucket_name": "b-prod"}
+    envs = [work_pool_job_template(o, "img:1")["variables"]["properties"]["env"]["default"] for o in (OUTPUTS, prod)]
+    assert [e[tracking.ENV_EXPERIMENT] for e in envs] == [f"{current().name}-dev", f"{current().name}-prod"]
+    assert envs[0][tracking.ENV_ARTIFACTS] == f"s3://{OUTPUTS['bucket_name']}/mlflow"
+    assert envs[1][tracking.ENV_ARTIFACTS] == "s3://b-prod/mlflow"
+    assert not envs[0][tracking.ENV_ARTIFACTS].startswith(OUTPUTS["data_url"] + "/")
+
+
+def test_make_deploy_refuses_a_missing_tracking_server_in_one_line(monkeypatch):
+    from ml_workflows.deploy import commands
+
+    monkeypatch.delenv(tracking.ENV_URI, raising=False)
+    problem = commands.check_tracking()
+    assert problem and tracking.ENV_URI in problem and "\n" not in problem
+    assert "tracking" in commands.NEEDS["deploy"] and "tracking" in commands.NEEDS["work-pool"]
+    monkeypatch.setenv(tracking.ENV_URI, "https://mlflow.internal.example")
+    assert commands.check_tracking() is None

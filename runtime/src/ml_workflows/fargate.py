@@ -95,6 +95,15 @@ def uses_spot(outputs: Mapping[str, Any]) -> bool:
     return outputs.get("use_fargate_spot", True) not in (False, "false", "False", 0)
 
 
+def dask_cluster_name(outputs: Mapping[str, Any], run_id: str | None = None) -> str:
+    """<ECS cluster name>_<run id>: FargateCluster names its task definition families dask-<this>-scheduler/-worker,
+    so they are this stack's (the flow-run role may register and run only those: infra/identity.py
+    dask_family_prefix) and each run's own."""
+    import uuid
+
+    return f"{str(outputs['ecs_cluster_arn']).rsplit('/', 1)[-1]}_{run_id or uuid.uuid4().hex[:8]}"
+
+
 def worker_resources(vcpus: int) -> dict[str, int]:
     """Fargate CPU units and memory (MiB) for one Dask worker, and its thread count."""
     if vcpus not in (1, 2, 4):
@@ -125,6 +134,7 @@ def fargate_cluster_kwargs(
     """
     require_outputs(outputs)
     project = current()
+    cluster_name = dask_cluster_name(outputs)
     worker_vcpus = project.worker_vcpus if worker_vcpus is None else worker_vcpus
     max_workers = project.max_workers if max_workers is None else max_workers
     if fargate_spot is None:
@@ -140,6 +150,7 @@ def fargate_cluster_kwargs(
             f"{', '.join(leaked)} would be written into the Dask task definitions; the workers need no Prefect API"
         )
     return {
+        "name": cluster_name,
         "image": image,
         "n_workers": min(n_workers, max_workers),
         "cluster_arn": outputs["ecs_cluster_arn"],
@@ -221,4 +232,23 @@ def fargate_cluster_class() -> type:
             context = super()._client(name)
             return _RewritingClient(context) if name == "ecs" else context
 
+        async def _close(self) -> None:
+            # dask-cloudprovider deregisters its task definitions only from a garbage-collection finalizer, which
+            # never gets to run in a flow-run process that exits: every run would leave two ACTIVE definitions.
+            try:
+                await super()._close()
+            finally:
+                await _deregister_task_definitions(self)
+
     return ProjectFargateCluster
+
+
+async def _deregister_task_definitions(cluster: Any) -> None:
+    """The scheduler and worker task definitions this cluster registered, deregistered once (the finalizers then
+    find them marked as provided and do nothing)."""
+    for kind in ("scheduler", "worker"):
+        arn = getattr(cluster, f"{kind}_task_definition_arn", None)
+        if arn and not getattr(cluster, f"_{kind}_task_definition_arn_provided", True):
+            async with cluster._client("ecs") as ecs:
+                await ecs.deregister_task_definition(taskDefinition=arn)
+            setattr(cluster, f"_{kind}_task_definition_arn_provided", True)

@@ -10,6 +10,7 @@ name is generic:
                  <project>-local              the local process pool
     automation   <project>-<stack>-<kind>     batch-scoring-dev-flow-run-crashed, ... (automations.yaml)
     block        <project>-<stack>-notify     the stack's notification block (the webhook the automations post to)
+    artifact     <project>-<kind>             batch-scoring-pipeline-summary, ... (each key's history is the project's)
 
 The flows carry the project (Prefect's UI lists deployments under their flow, so a project's deployments sit
 together), the deployments, automations and notification block carry the stack. `make deploy` gives
@@ -37,6 +38,18 @@ FLOWS = {
 AWS_FLOWS = ("batch_pipeline", "train_flow", "score_flow")
 LOCAL_DEPLOYMENT = "local"
 AUTOMATION_KINDS = ("flow-run-crashed", "flow-run-too-long")  # automations.yaml, by `kind`
+# The Prefect artifacts runs publish (ml_workflows.reports), by kind.
+ARTIFACT_KINDS = (
+    "pipeline-metrics",
+    "pipeline-summary",
+    "pipeline-rows",
+    "pipeline-stages",
+    "pipeline-cluster",
+    "dask-performance-report",
+    "model-comparison",
+    "model-comparison-metrics",
+    "drift-report",
+)
 
 _AWS_DEPLOYMENT = "aws-{stack}"
 # How prefect.yaml spells the AWS deployments' name: `prefect deploy` resolves it from make deploy's environment.
@@ -122,3 +135,11 @@ def automation_scope(stack: str, project: str | None = None) -> list[dict[str, o
         {"prefect.resource.role": "flow", "prefect.resource.name": flow_names(project)},
         {"prefect.resource.role": "deployment", "prefect.resource.name": aws_deployment(stack)},
     ]
+
+
+def artifact(kind: str, project: str | None = None) -> str:
+    """A Prefect artifact key: keys are workspace-wide, so two projects' `pipeline-summary` histories would mix."""
+    if kind not in ARTIFACT_KINDS:
+        raise ValueError(f"unknown artifact kind {kind!r}: add it to names.ARTIFACT_KINDS")
+    project = project or current().name
+    return f"{project}-{kind}"

@@ -30,7 +30,7 @@ from distributed import Client, performance_report
 from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-from ml_workflows import cost, drift, fargate, storage
+from ml_workflows import cost, drift, fargate, names, storage
 from ml_workflows.project import current
 from ml_workflows.project import root as project_root
 from ml_workflows.settings import Settings
@@ -124,16 +124,18 @@ class RunObserver:
         rows = row_counts(trained, scored)
         money = run_cost(self.settings, self.size, total)
         create_table_artifact(
-            key="pipeline-rows", table=rows, description=f"Rows in / out / quarantined, run {self.run_id}"
+            key=names.artifact("pipeline-rows"),
+            table=rows,
+            description=f"Rows in / out / quarantined, run {self.run_id}",
         )
         create_table_artifact(
-            key="pipeline-stages",
+            key=names.artifact("pipeline-stages"),
             table=[{"stage": k, "seconds": v} for k, v in {**self.stages, "total": total}.items()],
             description=f"Duration per stage, run {self.run_id}",
         )
         size = self.size or {"workers": "?", "threads": "?", "memory_gib": "?"}
         create_markdown_artifact(
-            key="pipeline-cluster",
+            key=names.artifact("pipeline-cluster"),
             markdown=(
                 f"| cluster | workers | threads | memory (GiB) | run cost (USD) | on Fargate (USD) |\n"
                 f"|---|---|---|---|---|---|\n"
@@ -146,7 +148,7 @@ class RunObserver:
         if self.report_url:
             link = self.report_url if "://" in self.report_url else Path(self.report_url).as_uri()
             create_link_artifact(
-                key="dask-performance-report",
+                key=names.artifact("dask-performance-report"),
                 link=link,
                 link_text=REPORT_NAME,
                 description=f"Dask performance report of run {self.run_id}",
@@ -207,8 +209,10 @@ def publish_summary(run_id: str, trained: dict | None, scored: dict | None, seco
         rows += [{"metric": k, "value": v} for k, v in {**trained["metrics"], **trained["rows"]}.items()]
     if scored:
         rows += [{"metric": k, "value": scored[k]} for k in ("rows", "quarantined_rows", "seconds", "rows_per_second")]
-    create_table_artifact(key="pipeline-metrics", table=rows, description=f"Metrics of run {run_id}")
-    create_markdown_artifact(key="pipeline-summary", markdown="```\n" + text + "\n```", description="Run summary")
+    create_table_artifact(key=names.artifact("pipeline-metrics"), table=rows, description=f"Metrics of run {run_id}")
+    create_markdown_artifact(
+        key=names.artifact("pipeline-summary"), markdown="```\n" + text + "\n```", description="Run summary"
+    )
     return text
 
 
@@ -229,10 +233,12 @@ def publish_comparison(comparison: dict[str, Any], run_id: str, model_url: str) 
         }
         for k, v in comparison["challenger"].items()
     ]
-    create_table_artifact(key="model-comparison-metrics", table=rows, description=f"New vs current model, run {run_id}")
+    create_table_artifact(
+        key=names.artifact("model-comparison-metrics"), table=rows, description=f"New vs current model, run {run_id}"
+    )
     verdict = "**promoted**: it is now the current model" if comparison["promote"] else "**kept as a candidate**"
     create_markdown_artifact(
-        key="model-comparison",
+        key=names.artifact("model-comparison"),
         markdown=(
             f"New model `{model_url}`: {verdict}.\n\n{comparison['reason']}.\n\n"
             f"Current model before this run: `{comparison.get('current_model_url') or 'none'}`; compared on the "
@@ -253,7 +259,7 @@ def publish_drift(report: dict[str, Any], run_id: str) -> None:
         for r in report["features"]
     ]
     create_table_artifact(
-        key="drift-report",
+        key=names.artifact("drift-report"),
         table=table,
         description=f"Drift (PSI, threshold {report['threshold']:g}) of run {run_id}: {_drift_line(report)}",
     )

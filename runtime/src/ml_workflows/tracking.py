@@ -18,11 +18,14 @@ PIPELINE_MLFLOW_TRACKING_URI       where runs are recorded: a tracking server
                                    on Fargate, whose disk does not outlive the run; passed on
                                    to the ECS work pool by ``make deploy``; no credentials in
                                    it: ``MLFLOW_TRACKING_TOKEN`` from a secret)
-PIPELINE_MLFLOW_EXPERIMENT         experiment name (the project name; the sample's runs: ``<name>-sample``)
+PIPELINE_MLFLOW_EXPERIMENT         experiment name (the project name; on AWS the stack's resource
+                                   name, ``<name_prefix>-<stack>``: an experiment's artifact
+                                   location is fixed when it is created, so each stack has its own;
+                                   the sample's runs: ``<name>-sample``)
 PIPELINE_MLFLOW_ARTIFACT_URL       where a new experiment keeps its artifacts
-                                   (``<data>/mlflow``: on AWS ``s3://<bucket>/pipeline/mlflow``,
-                                   the one prefix the stack lets the flow run write and keeps the
-                                   Dask workers out of)
+                                   (``<data>/mlflow``; on AWS ``s3://<bucket>/mlflow``, beside the
+                                   data prefix: the flow-run role may write there, the Dask workers
+                                   are granted the data prefix only)
 =================================  =========================================================
 
 MLflow 3's plain-directory store (``./mlruns``) is in maintenance mode and refused unless
@@ -34,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,26 @@ ENV_EXPERIMENT = "PIPELINE_MLFLOW_EXPERIMENT"
 ENV_ARTIFACTS = "PIPELINE_MLFLOW_ARTIFACT_URL"
 ENV_S3_ENDPOINT = "MLFLOW_S3_ENDPOINT_URL"  # MLflow's own S3 client reads its endpoint from here only
 MODEL_NAME = "model"
+S3_PREFIX = "mlflow"  # the bucket's tracking prefix on AWS (infrastructure/infra/identity.py TRACKING_PREFIX)
+
+
+def deploy_env(outputs: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The tracking variables of the ECS work pool's flow runs (ml_workflows.deploy.work_pool): the server named
+    when deploying, an experiment of this stack's own and its artifacts in this stack's bucket."""
+    environ = os.environ if environ is None else environ
+    env = {ENV_URI: uri} if (uri := (environ.get(ENV_URI) or "").strip()) else {}
+    stack_name = str(outputs["ecs_cluster_arn"]).rsplit("/", 1)[-1]  # <name_prefix>-<stack>
+    env[ENV_EXPERIMENT] = (environ.get(ENV_EXPERIMENT) or "").strip() or stack_name
+    env[ENV_ARTIFACTS] = f"s3://{outputs['bucket_name']}/{S3_PREFIX}"
+    return env
+
+
+def deploy_problem(environ: Mapping[str, str] | None = None) -> str | None:
+    """`make deploy`'s precondition: flow runs on Fargate need a tracking server (their disk does not outlive them)."""
+    environ = os.environ if environ is None else environ
+    if (environ.get(ENV_URI) or "").strip():
+        return None
+    return f"{ENV_URI} is not set: the MLflow tracking server the flow runs record to (docs/lifecycle.md)"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ def test_preflight_reports_every_missing_piece(capsys):
         "prefect": lambda: "no prefect",
         "quota": lambda: None,
         "git": lambda: None,  # code_source=git: the repository the flow runs clone
+        "tracking": lambda: None,  # tracking=mlflow: the tracking server
     }
     assert deploy.preflight(deploy.NEEDS["deploy"], checks) == ["no pulumi", "no aws", "no prefect"]
     assert deploy.preflight(deploy.NEEDS["build"], checks) == []
@@ -83,8 +84,10 @@ def test_deploy_stops_at_once_with_one_message_per_missing_piece(tmp_path, with_
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     missing = [line for line in proc.stderr.splitlines() if line.startswith("missing: ")]
-    assert len(missing) == 4, proc.stderr
-    pulumi, docker, aws, prefect = missing
+    assert len(missing) == 4 + current().tracks, proc.stderr  # tracking = mlflow: the tracking server too
+    pulumi, docker, aws, prefect = missing[:4]
+    if current().tracks:
+        assert missing[4].startswith("missing: PIPELINE_MLFLOW_TRACKING_URI is not set")
     assert ("not logged in" if with_fakes else "Pulumi CLI not found") in pulumi
     assert ("Docker engine not reachable" if with_fakes else "Docker not found") in docker
     assert "AWS credentials not found" in aws
@@ -98,7 +101,7 @@ def test_deploy_stops_at_once_with_one_message_per_missing_piece(tmp_path, with_
 @pytest.mark.skipif(not shutil.which("make") or not shutil.which("poetry"), reason="needs make and poetry")
 def test_make_deploy_and_destroy_stop_on_this_machine(tmp_path):
     env, log = _bare_env(tmp_path, with_fakes=True)
-    for target, count in (("deploy", 4), ("destroy", 3)):
+    for target, count in (("deploy", 4 + current().tracks), ("destroy", 3)):
         proc = subprocess.run(
             ["make", "--no-print-directory", target],
             cwd=PROJECT,
@@ -159,6 +162,7 @@ def stand_ins(tmp_path, monkeypatch, request):
     monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("PULUMI_STACK", "dev")
     monkeypatch.setenv("PIPELINE_GIT_REPOSITORY", "https://git.example.invalid/team/project.git")  # code_source=git
+    monkeypatch.setenv("PIPELINE_MLFLOW_TRACKING_URI", "https://mlflow.example.invalid")  # tracking=mlflow
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -350,8 +354,9 @@ def test_readme_worker_policy_is_the_code_s():
     """prefect_worker = no: the README's policy is exactly what infra/identity.py gives the worker role."""
     import json
     import re
+    import types
 
-    from infra import identity  # infrastructure/ is on sys.path (the ml_workflows.testing plugin)
+    from infra import identity, logs  # infrastructure/ is on sys.path (the ml_workflows.testing plugin)
 
     text = (PROJECT / "README.md").read_text(encoding="utf-8")
     [block] = re.findall(r"```json\n(.*?)\n```", text, flags=re.S)
@@ -361,7 +366,25 @@ def test_readme_worker_policy_is_the_code_s():
         account="ACCOUNT_ID",
         base_name=f"{current().name}-dev",
         bucket_name="",
-        log_group_name="",
+        log_group_name=logs.log_group_name_for(types.SimpleNamespace(base_name=f"{current().name}-dev")),
     )
     assert json.loads(block) == json.loads(identity.worker_policy(arns))
     assert not (PROJECT / "infrastructure" / "infra" / "worker.py").exists()
+
+
+def test_make_worker_aws_names_the_pool_and_queue_the_stack_creates_without_its_state(capsys):
+    """`make worker-aws` reads the names from the Pulumi files (the worker's credentials need no state backend);
+    they are the ones infra/settings.py and infra/identity.py give the stack's pool and task-event queue."""
+    from infra import identity, settings  # infrastructure/ is on sys.path (the ml_workflows.testing plugin)
+
+    config = stack_config.read(stack="prod")
+    s = settings.Settings(
+        project=current().name,
+        stack="prod",
+        region=config.region,
+        name_prefix=config.name_prefix,
+        vpc_cidr="10.42.0.0/16",
+        dask_access_cidr="10.42.0.0/16",
+    )
+    assert stack_config.main(["--stack", "prod", "worker"]) == 0
+    assert capsys.readouterr().out.split() == [s.work_pool_name, identity.event_queue_name(s.base_name)]

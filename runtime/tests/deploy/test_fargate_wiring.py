@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 
 import pytest
 
@@ -9,7 +10,7 @@ from ml_workflows import fargate
 from ml_workflows.deploy import stack_config, work_pool
 from ml_workflows.project import current
 
-from ..outputs import IMAGE, OUTPUTS
+from ..outputs import IMAGE, NAME, OUTPUTS
 
 
 def test_answers_reach_the_wiring():
@@ -35,6 +36,8 @@ def test_the_stack_s_spot_output_decides_where_the_workers_run(spot):
 def test_fargate_cluster_kwargs_from_outputs():
     kwargs = fargate.fargate_cluster_kwargs(OUTPUTS, IMAGE, 2, environment={"PIPELINE_DATA_URL": OUTPUTS["data_url"]})
     vcpus = current().worker_vcpus
+    name = kwargs.pop("name")
+    assert re.fullmatch(rf"{NAME}-dev_[0-9a-f]{{8}}", name), name  # this stack's and this run's (dask_cluster_name)
     assert kwargs == {
         "image": IMAGE,
         "n_workers": min(2, current().max_workers),
@@ -261,3 +264,41 @@ def test_work_pool_job_template_needs_the_stack_family_and_secret_and_refuses_a_
     with pytest.raises(ValueError, match="PREFECT_API_KEY"):
         # pragma: allowlist nextline secret - a stand-in
         work_pool.work_pool_job_template(OUTPUTS, IMAGE, env={"PREFECT_API_KEY": "pnu_secret"})
+
+
+def test_each_fargate_cluster_registers_this_stacks_own_task_definition_families():
+    """FargateCluster names its families dask-<name>-scheduler/-worker: with the stack's prefix, per run, and within
+    what the flow-run role may register (infra/identity.py dask_family_prefix)."""
+    from infra import identity
+
+    first, second = (fargate.fargate_cluster_kwargs(OUTPUTS, IMAGE, 1, environment={})["name"] for _ in range(2))
+    assert first != second
+    assert f"dask-{first}-scheduler".startswith(identity.dask_family_prefix(OUTPUTS["ecs_cluster_name"]))
+
+
+def test_closing_a_fargate_cluster_deregisters_the_task_definitions_it_registered():
+    """dask-cloudprovider deregisters them only in a garbage-collection finalizer: the project's cluster does it on
+    close, once, and never one it was given."""
+    calls = []
+
+    class Ecs:
+        async def __aenter__(self):
+            return self
+
+        async def __aexit__(self, *exc):
+            return None
+
+        async def deregister_task_definition(self, taskDefinition):  # noqa: N803 - botocore's parameter name
+            calls.append(taskDefinition)
+
+    class Cluster:
+        scheduler_task_definition_arn, _scheduler_task_definition_arn_provided = "td/dask-s:1", False
+        worker_task_definition_arn, _worker_task_definition_arn_provided = "td/given:3", True
+
+        def _client(self, name):
+            return Ecs()
+
+    cluster = Cluster()
+    asyncio.run(fargate._deregister_task_definitions(cluster))
+    asyncio.run(fargate._deregister_task_definitions(cluster))
+    assert calls == ["td/dask-s:1"]

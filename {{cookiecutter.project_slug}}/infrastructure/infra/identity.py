@@ -2,14 +2,15 @@
 
 - task execution role: ECS pulls the project image, writes container logs (this repository, this log group) and
   reads the Prefect API key from Secrets Manager into the containers that declare it as a `secret`;
-- Dask task role (scheduler and workers): objects in the project bucket, nothing else;
+- Dask task role (scheduler and workers): the project bucket's data prefix, nothing else;
 - flow-run role: what `dask_cloudprovider.aws.FargateCluster` does with an existing cluster, network and roles
-  (read the account's ARN-format setting, register/deregister task definitions, run/stop/describe tasks in this
-  cluster, describe ENIs to find the scheduler's IP, read its logs), `iam:PassRole` on exactly the two roles
-  above, and the project bucket;
+  (read the account's ARN-format setting, register this stack's Dask task definitions and deregister them after
+  the run, run/stop/describe tasks in this cluster, describe ENIs to find the scheduler's IP, read its logs),
+  `iam:PassRole` on exactly the two roles above, and the project bucket's data (and tracking) prefixes;
 - Prefect worker role: what prefect-aws's ECS worker does to start a flow run (register/describe the flow-run
   task definition, run/stop/describe it in this cluster, check the VPC and subnets of the work pool),
-  `iam:PassRole` on exactly the execution and flow-run roles. The worker runs as a Fargate service of the stack
+  `iam:PassRole` on exactly the execution and flow-run roles, and read this cluster's task events from the stack's
+  queue (crash detection, infra/events.py). The worker runs as a Fargate service of the stack
   (infra/worker.py) or, when that is off, wherever the user attaches `worker_policy` (README).
 
 Which call needs which statement is shown by the cloud rehearsal (`make rehearse-cloud`), which records every
@@ -45,7 +46,7 @@ class Arns:
         return f"arn:{self.partition}:{service}:{self.region if region else ''}:{self.account}:{resource}"
 
     def role(self, suffix: str) -> str:
-        return self._arn("iam", f"role/{role_name(self.base_name, suffix)}", region=False)
+        return self._arn("iam", f"role/{role_name(self.base_name, self.region, suffix)}", region=False)
 
     @property
     def cluster(self) -> str:
@@ -57,8 +58,10 @@ class Arns:
 
     @property
     def dask_task_definitions(self) -> str:
-        # FargateCluster registers families named dask-<cluster name>-scheduler / -worker.
-        return self._arn("ecs", "task-definition/dask-*")
+        # FargateCluster registers families dask-<its name>-scheduler / -worker; the runtime names each cluster
+        # <ECS cluster name>_<run id> (ml_workflows.fargate: dask_cluster_name), so these are this stack's only: base
+        # names hold no "_" (settings.Settings).
+        return self._arn("ecs", f"task-definition/{dask_family_prefix(self.base_name)}*")
 
     @property
     def flow_run_task_definitions(self) -> str:
@@ -91,6 +94,8 @@ EXECUTION, DASK_TASK, FLOW_RUN, PREFECT_WORKER = "task-execution", "dask-task", 
 # Actions that support no resource-level permissions: "*" is the only valid Resource for them.
 FLOW_RUN_UNSCOPED = (
     "ecs:ListAccountSettings",  # FargateCluster asks whether tasks may be tagged before every RunTask
+    # After the run, FargateCluster's two task definitions (ml_workflows.fargate); IAM offers no resource or condition
+    # key for it, so "*" is the only form. Registering and running stay this stack's families (dask_task_definitions).
     "ecs:DeregisterTaskDefinition",
     "ecs:DescribeTaskDefinition",
     "ec2:DescribeNetworkInterfaces",
@@ -105,12 +110,23 @@ WORKER_UNSCOPED = (
 )
 
 
-def role_name(base_name: str, suffix: str) -> str:
-    return f"{base_name}-{suffix}"
+ROLE_SUFFIXES = (EXECUTION, DASK_TASK, FLOW_RUN, PREFECT_WORKER)
+
+
+def role_name(base_name: str, region: str, suffix: str) -> str:
+    """IAM names are global: the region keeps the same stack name in two regions apart (at most 64 characters,
+    checked by settings.Settings)."""
+    return f"{base_name}-{region}-{suffix}"
+
+
+def dask_family_prefix(base_name: str) -> str:
+    """Every Dask task definition family of this stack starts so (ml_workflows.fargate: dask_cluster_name)."""
+    return f"dask-{base_name}_"
 
 
 def event_queue_name(base_name: str) -> str:
-    """The SQS queue prefect-aws's task observer looks for (not created by the stack: see infra/worker.py)."""
+    """The SQS queue of this cluster's ECS task events (infra/events.py), which prefect-aws's task observer reads
+    (PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME: infra/worker.py, `make worker-aws`)."""
     return f"{base_name}-ecs-events"
 
 
@@ -145,14 +161,24 @@ def trust_policy(a: Arns) -> str:
     )
 
 
-def _bucket_statements(a: Arns) -> list[dict]:
+# The pipeline's data, models and scores live under this prefix of the bucket (the stack output data_url).
+DATA_PREFIX = "pipeline"
+
+
+def _bucket_statements(a: Arns, prefixes: tuple[str, ...], list_all: bool) -> list[dict]:
+    """The bucket's objects under `prefixes` only. Listing: the whole bucket (`list_all`: s3fs's HeadBucket is an
+    s3:ListBucket with no prefix), or only under `prefixes` (s3:prefix)."""
+    listing = {"Sid": "ListOwnPrefixes", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": a.bucket}
+    if not list_all:
+        listing["Condition"] = {"StringLike": {"s3:prefix": [form for p in prefixes for form in (p, f"{p}/*")]}}
     return [
         {
             "Sid": "ProjectBucket",
             "Effect": "Allow",
-            "Action": ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
+            "Action": ["s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
             "Resource": a.bucket,
         },
+        listing,
         {
             "Sid": "ProjectBucketObjects",
             "Effect": "Allow",
@@ -163,7 +189,7 @@ def _bucket_statements(a: Arns) -> list[dict]:
                 "s3:AbortMultipartUpload",
                 "s3:ListMultipartUploadParts",
             ],
-            "Resource": f"{a.bucket}/*",
+            "Resource": [f"{a.bucket}/{p}/*" for p in prefixes],
         },
     ]
 
@@ -198,21 +224,24 @@ def execution_policy(a: Arns) -> str:
 
 {% if cookiecutter.tracking == "mlflow" -%}
 # MLflow artifacts (tracking = mlflow; ml_workflows.tracking): the flow run writes them under this prefix of the
-# project bucket (its bucket statements cover it); the Dask scheduler and workers never touch them.
-TRACKING_PREFIX = "pipeline/mlflow"
+# project bucket, beside the data prefix. The Dask scheduler and workers are granted the data prefix only (an
+# allow-list: no spelling of a key and no listing reaches the artifacts).
+TRACKING_PREFIX = "mlflow"
 
 
 def dask_task_policy(a: Arns) -> str:
-    keep_out = {
-        "Sid": "NoTrackingArtifacts",
-        "Effect": "Deny",
-        "Action": "s3:*",
-        "Resource": f"{a.bucket}/{TRACKING_PREFIX}/*",
-    }
-    return _doc(*_bucket_statements(a), keep_out)
+    return _doc(*_bucket_statements(a, prefixes=(DATA_PREFIX,), list_all=False))
+
+
+def flow_run_bucket_statements(a: Arns) -> list[dict]:
+    return _bucket_statements(a, prefixes=(DATA_PREFIX, TRACKING_PREFIX), list_all=True)
 {%- else -%}
 def dask_task_policy(a: Arns) -> str:
-    return _doc(*_bucket_statements(a))
+    return _doc(*_bucket_statements(a, prefixes=(DATA_PREFIX,), list_all=False))
+
+
+def flow_run_bucket_statements(a: Arns) -> list[dict]:
+    return _bucket_statements(a, prefixes=(DATA_PREFIX,), list_all=True)
 {%- endif %}
 
 
@@ -281,7 +310,7 @@ def flow_run_policy(a: Arns) -> str:
             ],
             "Resource": [a.log_group, f"{a.log_group}:*"],
         },
-        *_bucket_statements(a),
+        *flow_run_bucket_statements(a),
     )
 
 
@@ -327,11 +356,19 @@ def worker_policy(a: Arns) -> str:
             "Condition": {"StringEquals": {"iam:PassedToService": ECS_TASKS}},
         },
         {
-            # prefect-aws's task observer looks its event queue up at start (infra/worker.py: observer_env).
-            "Sid": "FindTheEventQueue",
+            # prefect-aws's task observer reads this cluster's task events (infra/events.py) and marks the run of a
+            # stopped flow-run task Crashed.
+            "Sid": "ReadTaskEvents",
             "Effect": "Allow",
-            "Action": "sqs:GetQueueUrl",
+            "Action": ["sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
             "Resource": a.event_queue,
+        },
+        {
+            # ...and copies the end of a crashed run's container log into the run's Prefect logs.
+            "Sid": "CrashedRunLogs",
+            "Effect": "Allow",
+            "Action": "logs:GetLogEvents",
+            "Resource": f"{a.log_group}:log-stream:*",
         },
     )
 
@@ -344,11 +381,11 @@ class Identity:
     worker_role: aws.iam.Role | None
 
 
-def create(arns: pulumi.Output[Arns], base_name: str, with_worker: bool) -> Identity:
+def create(arns: pulumi.Output[Arns], base_name: str, region: str, with_worker: bool) -> Identity:
     def role(suffix: str, description: str, policy) -> aws.iam.Role:
         r = aws.iam.Role(
             f"{suffix}-role",
-            name=role_name(base_name, suffix),
+            name=role_name(base_name, region, suffix),
             description=description,
             assume_role_policy=arns.apply(trust_policy),
             max_session_duration=3600,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
+
+from .identity import ROLE_SUFFIXES, role_name
 
 NAT_STRATEGIES = ("single", "per-az")
 # The periods CloudWatch Logs accepts for a log group's retention: the template's list (the one its
@@ -57,6 +60,11 @@ class Settings:
             raise ValueError(f"prefect_api_url {self.prefect_api_url!r}: use the http(s) URL of the Prefect API")
         if not self.name_prefix or len(self.base_name) > 40:
             raise ValueError(f"name_prefix {self.name_prefix!r} with stack {self.stack!r} must be 1-40 characters")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.base_name):
+            # "_" separates this stack's name from a run id in its Dask task families (identity.dask_family_prefix)
+            raise ValueError(f"stack {self.stack!r}: use letters, digits and hyphens in stack names")
+        if len(longest := role_name(self.base_name, self.region, max(ROLE_SUFFIXES, key=len))) > 64:
+            raise ValueError(f"IAM role {longest!r} would exceed 64 characters: shorten name_prefix or the stack name")
 
     @property
     def base_name(self) -> str:

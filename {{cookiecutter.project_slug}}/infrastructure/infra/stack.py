@@ -6,7 +6,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from . import compute, identity, logs, network, registry, storage
+from . import compute, events, identity, logs, network, registry, storage
 {%- if cookiecutter.prefect_worker|string|lower in ["true", "yes", "y", "1"] %}, worker{% endif %}
 from .settings import Settings
 
@@ -54,7 +54,8 @@ def build(s: Settings) -> dict[str, pulumi.Output]:
             log_group_name=logs.log_group_name_for(s),
         )
     )
-    roles = identity.create(arns, s.base_name, with_worker=s.prefect_worker)
+    roles = identity.create(arns, s.base_name, s.region, with_worker=s.prefect_worker)
+    events.create(s, cluster)  # crash detection: the worker's task observer reads this queue
     api_key = identity.api_key_secret(s.base_name)
     service = None
 {%- if cookiecutter.prefect_worker|string|lower in ["true", "yes", "y", "1"] %}

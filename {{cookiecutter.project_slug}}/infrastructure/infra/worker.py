@@ -23,9 +23,9 @@ CONTAINER = "prefect-worker"
 
 
 def observer_env(s: Settings) -> dict[str, str]:
-    """prefect-aws's task observer looks up an SQS queue of ECS events when the worker starts; this stack creates
-    none, so the worker warns once and carries on (crash detection then relies on Prefect's own heartbeats). The
-    queue name is this stack's, so its role may look up that one queue only (identity.worker_policy)."""
+    """prefect-aws's task observer reads this cluster's ECS task events from the stack's queue (infra/events.py) and
+    marks the run of a flow-run task that stopped without finishing it Crashed; its role may read that one queue
+    only (identity.worker_policy). Unset, prefect-aws would look for a shared default queue."""
     return {"PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME": event_queue_name(s.base_name)}
 
 

@@ -94,6 +94,10 @@ def expected_inventory(nat_gateways: int, worker: bool) -> dict[str, int]:
         "Role": 3,
         "RolePolicy": 3,
         "Secret": 1,
+        "Queue": 2,  # crash detection (infra/events.py): the task-event queue and its dead letters
+        "QueuePolicy": 1,
+        "EventRule": 1,
+        "EventTarget": 1,
     }
     if worker:  # the Prefect worker service: its role, outbound-only group, task definition and service
         for kind, count in {"Role": 1, "RolePolicy": 1, "SecurityGroup": 1, "SecurityGroupEgressRule": 1}.items():
@@ -303,23 +307,73 @@ def test_execution_role_pulls_this_image_and_writes_this_log_group(stack):
     assert "logs:CreateLogGroup" in by_sid["ContainerLogs"]["Action"]  # awslogs-create-group in FargateCluster
 
 
-def test_dask_task_role_reaches_only_the_project_bucket(stack):
+def test_dask_task_role_reaches_only_the_data_prefix_of_the_project_bucket(stack):
+    """An allow-list: objects under the data prefix only, and listing only under it (s3:prefix)."""
     bucket_arn = f"arn:aws:s3:::{stack.outputs['bucket_name']}"
+    assert stack.outputs["data_url"] == f"s3://{stack.outputs['bucket_name']}/pipeline"
     statements = _statements(stack, "task_role_arn")
     for st in statements:
         actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-        assert all(a.startswith("s3:") for a in actions)
-        assert st["Resource"] in (bucket_arn, f"{bucket_arn}/*") or st["Effect"] == "Deny"
-{%- if cookiecutter.tracking == "mlflow" %}
-    # MLflow artifacts: exactly their prefix, written by the flow run and denied to the Dask workers.
-    [deny] = [st for st in statements if st["Effect"] == "Deny"]
-    assert deny["Resource"] == f"{bucket_arn}/pipeline/mlflow/*" and deny["Action"] == "s3:*"
-    assert stack.outputs["data_url"] + "/mlflow" == f"s3://{stack.outputs['bucket_name']}/pipeline/mlflow"
+        assert all(a.startswith("s3:") for a in actions) and st["Effect"] == "Allow"
+        assert st["Resource"] in (bucket_arn, [f"{bucket_arn}/pipeline/*"]), st
+    by_sid = {st["Sid"]: st for st in statements}
+    assert by_sid["ListOwnPrefixes"]["Condition"] == {"StringLike": {"s3:prefix": ["pipeline", "pipeline/*"]}}
+    assert "s3:ListBucket" not in by_sid["ProjectBucket"]["Action"]
     flow_run = {st["Sid"]: st for st in _statements(stack, "flow_run_role_arn")}["ProjectBucketObjects"]
-    assert flow_run["Resource"] == f"{bucket_arn}/*" and "s3:PutObject" in flow_run["Action"]
+{%- if cookiecutter.tracking == "mlflow" %}
+    # MLflow artifacts: beside the data, written by the flow run only (ml_workflows.tracking.deploy_env).
+    from infra.identity import TRACKING_PREFIX
+    from ml_workflows import tracking
+
+    assert TRACKING_PREFIX == tracking.S3_PREFIX
+    assert flow_run["Resource"] == [f"{bucket_arn}/pipeline/*", f"{bucket_arn}/{TRACKING_PREFIX}/*"]
 {%- else %}
-    assert all(st["Effect"] == "Allow" for st in statements)
+    assert flow_run["Resource"] == [f"{bucket_arn}/pipeline/*"]
 {%- endif %}
+
+
+def test_role_names_carry_the_region(stack):
+    """IAM names are global: the same stack name in two regions must not collide."""
+    region = stack.outputs["aws_region"]
+    for role in stack.of_type(":Role"):
+        assert f"-{region}-" in role.inputs["name"] and len(role.inputs["name"]) <= 64, role.inputs["name"]
+
+
+def test_the_flow_run_role_registers_and_runs_this_stacks_dask_families_only(stack):
+    from infra import identity
+
+    base = stack.outputs["ecs_cluster_name"]
+    prefix = f"arn:aws:ecs:{stack.outputs['aws_region']}:123456789012:task-definition/dask-{base}_*"
+    by_sid = {st["Sid"]: st for st in _statements(stack, "flow_run_role_arn")}
+    assert by_sid["RegisterDaskTaskDefinitions"]["Resource"] == prefix
+    assert by_sid["RunDaskTasksInThisCluster"]["Resource"] == prefix
+    assert identity.dask_family_prefix(base) == f"dask-{base}_"
+
+
+def test_task_events_of_this_cluster_reach_an_encrypted_queue_only_its_rule_may_send_to(stack):
+    """Crash detection (infra/events.py): the rule matches this cluster's task state changes, its target is the queue
+    the worker's observer reads (the name the worker is given), and only that rule may send to it, over TLS."""
+    from infra import identity
+
+    base = stack.outputs["ecs_cluster_name"]
+    queues = {q.inputs["name"]: q for q in stack.of_type(":Queue")}
+    queue = queues[identity.event_queue_name(base)]
+    assert all(q.inputs["sqsManagedSseEnabled"] for q in queues.values())
+    dead_letters = queues[f"{base}-ecs-events-dlq"].state["arn"]
+    assert json.loads(queue.inputs["redrivePolicy"])["deadLetterTargetArn"] == dead_letters
+    [rule] = stack.of_type(":EventRule")
+    assert json.loads(rule.inputs["eventPattern"]) == {
+        "source": ["aws.ecs"],
+        "detail-type": ["ECS Task State Change"],
+        "detail": {"clusterArn": [stack.outputs["ecs_cluster_arn"]]},
+    }
+    [target] = stack.of_type(":EventTarget")
+    assert target.inputs["arn"] == queue.state["arn"] and target.inputs["rule"] == rule.inputs["name"]
+    [policy] = stack.of_type(":QueuePolicy")
+    allow, deny = json.loads(policy.inputs["policy"])["Statement"]
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"} and allow["Action"] == "sqs:SendMessage"
+    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": rule.state["arn"]}}
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_flow_run_role_may_read_the_account_arn_format_setting(stack):
@@ -417,6 +471,8 @@ def _settings(**changes) -> settings.Settings:
         ({"vpc_cidr": "not-a-cidr"}, "not an IPv4 CIDR"),
         ({"nat_strategy": "none"}, "nat_strategy"),
         ({"log_retention_days": 10}, "log_retention_days"),
+        ({"stack": "dev_2"}, "letters, digits and hyphens"),  # "_" ends the stack's part of a Dask family
+        ({"name_prefix": "a" * 30, "stack": "b" * 9, "region": "ap-southeast-2"}, "exceed 64 characters"),
     ],
 )
 def test_settings_refuse_unsafe_or_invalid_config(changes, message):

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ml_workflows import fargate, git_checkout, names
+from ml_workflows import fargate, git_checkout, names, tracking
 from ml_workflows.deploy import stack_config
 from ml_workflows.deploy.work_pool import work_pool_job_template
 from ml_workflows.project import current
@@ -242,14 +242,20 @@ CHECKS: dict[str, Callable[[], str | None]] = {
     "prefect": check_prefect,
     "quota": check_quota,
     "git": lambda: check_git(),  # defined below, with the git source (code_source = git)
+    "tracking": lambda: check_tracking(),
 }
-NEEDS = {
-    "deploy": ("pulumi", "docker", "aws", "prefect", "quota", "git"),  # git: with code_source = git only
+NEEDS = {  # git, tracking: with code_source = git / tracking = mlflow only
+    "deploy": ("pulumi", "docker", "aws", "prefect", "quota", "git", "tracking"),
     "destroy": ("pulumi", "aws", "prefect"),
     "build": ("docker",),
     "push": ("pulumi", "docker", "aws"),
-    "work-pool": ("pulumi", "aws", "prefect"),
+    "work-pool": ("pulumi", "aws", "prefect", "tracking"),
 }
+
+
+def check_tracking() -> str | None:
+    """tracking = mlflow: the flow runs need the tracking server, or they fail at train after the cluster started."""
+    return tracking.deploy_problem() if current().tracks else None
 
 
 def preflight(names: Iterable[str], checks: Mapping[str, Callable[[], str | None]] = CHECKS) -> list[str]:

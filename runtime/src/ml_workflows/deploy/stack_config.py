@@ -8,7 +8,9 @@ exists (`make cost`, the quota check of `make deploy`); once it is deployed, the
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,3 +58,28 @@ def read(project_dir: Path | str | None = None, stack: str | None = None) -> Sta
         fargate_spot=_bool(_value(config, "use_fargate_spot", project, overrides)),
         prefect_worker=_bool(_value(config, "prefect_worker", project, overrides)),
     )
+
+
+def base_name(stack: str, config: StackConfig) -> str:
+    """The stack's resource name, as infrastructure/infra/settings.py forms it (Settings.base_name)."""
+    return f"{config.name_prefix}-{stack}".lower()
+
+
+def worker_names(stack: str, project_dir: Path | str | None = None) -> tuple[str, str]:
+    """The stack's ECS work pool and its task-event queue (infra/settings.py work_pool_name, infra/identity.py
+    event_queue_name), from the Pulumi files alone: the worker's credentials need no access to the stack's state."""
+    base = base_name(stack, read(project_dir, stack))
+    return f"{base}-ecs", f"{base}-ecs-events"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Names of a stack, from the project's Pulumi files")
+    parser.add_argument("--stack", default=os.environ.get("PULUMI_STACK") or "dev")
+    parser.add_argument("what", choices=["worker"], help="worker: the ECS work pool and the task-event queue")
+    args = parser.parse_args(argv)
+    print(*worker_names(args.stack))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
+from ml_workflows import tracking
 from ml_workflows.fargate import (
     FLOW_RUN_CPU,
     FLOW_RUN_MEMORY,
@@ -22,7 +22,6 @@ from ml_workflows.project import current
 
 # Outputs the job template needs beyond what the Dask cluster needs.
 JOB_TEMPLATE_OUTPUTS = ("flow_run_family", "prefect_api_key_secret_arn")
-TRACKING_ENV = ("PIPELINE_MLFLOW_TRACKING_URI", "PIPELINE_MLFLOW_EXPERIMENT")  # passed on from `make deploy` (mlflow)
 
 
 def default_ecs_job_template() -> dict[str, Any]:
@@ -70,8 +69,8 @@ def work_pool_job_template(
         "PIPELINE_IMAGE": image,
         "PIPELINE_AWS_OUTPUTS": json.dumps(dict(outputs), sort_keys=True, separators=(",", ":")),
         "PIPELINE_DATA_URL": outputs["data_url"],
-        # Experiment tracking: the MLflow server named when deploying (docs/lifecycle.md).
-        **({k: os.environ[k] for k in TRACKING_ENV if os.environ.get(k)} if current().tracks else {}),
+        # Experiment tracking: the MLflow server named when deploying, the stack's experiment (docs/lifecycle.md).
+        **(tracking.deploy_env(outputs) if current().tracks else {}),
         **(env or {}),
     }
     defaults: dict[str, Any] = {

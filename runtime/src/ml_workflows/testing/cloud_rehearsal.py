@@ -14,10 +14,15 @@
 
 With tracking = mlflow, a real MLflow tracking server (`mlflow server`, SQLite store in the work dir) stands for
 the user's: its URI reaches the flow run through the job template's environment as `make deploy` passes it
-(deploy/work_pool.py, TRACKING_ENV). The flow run's MLflow client writes the artifacts straight to the project
-bucket's tracking prefix with the flow-run role's credentials (the server never touches S3: --no-serve-artifacts),
-and after the run the rehearsal reads the run back through MLflow's client and lists its artifacts in moto's S3.
+(deploy/work_pool.py: tracking.deploy_env, with the stack's own experiment). The flow run's MLflow client writes
+the artifacts straight to the project bucket's tracking prefix with the flow-run role's credentials (the server never
+touches S3: --no-serve-artifacts), and after the run the rehearsal reads the run back through MLflow's client and
+lists its artifacts in moto's S3.
 With code_source = git, the project is committed to a bare repository the flow-run task clones (its pull steps).
+
+After a Completed run: which task definitions are still ACTIVE, then the crash runs (crashes.py) - a flow-run task
+killed mid-run and one whose image cannot be pulled - each to be noticed through ECS's task events, the stack's
+queue and prefect-aws's observer, with the stack's automations posting to a webhook on loopback.
 """
 
 from __future__ import annotations
@@ -83,6 +88,9 @@ class Result:
     tracking: dict[str, Any] = field(
         default_factory=dict
     )  # tracking = mlflow: the training run as MLflow and S3 hold it
+    active_task_definitions: list[str] = field(default_factory=list)  # ACTIVE after the run, but the harness's own
+    crashes: list[Any] = field(default_factory=list)  # crashes.CrashRun of each crash run
+    events: list[dict[str, Any]] = field(default_factory=list)  # the ECS task state changes emitted
 
     def scope(self, policies: dict[str, list[str]] | None = None) -> tuple[list, list[str]]:
         """The scoping check of this run's calls (iam_scope.py) against `policies` (default: the generated ones)."""
@@ -146,6 +154,11 @@ def report(result: Result) -> dict[str, Any]:
         "task_definitions": registered,
         "violations": result.violations,
         "secrets_seen": result.secrets_seen,
+        "active_task_definitions": result.active_task_definitions,
+        "crashes": [run.as_dict() for run in result.crashes],
+        "task_events": [
+            [e["taskDefinitionArn"].rsplit("/", 1)[-1], e["lastStatus"], e.get("stopCode", "")] for e in result.events
+        ],
         **({"tracking": result.tracking} if current().tracks else {}),
     }
 
@@ -198,12 +211,34 @@ def build_aws(aws: MotoAws, s: infra_harness.Synth, edit: Callable[[str, str], s
         "ARN"
     ]
     ids[secret.state["arn"]] = secret_arn
+    build_task_events(aws, s)
     for role in s.of_type(":Role"):
         documents = generated_policies(s).get(role.inputs["name"], [])
         if edit:
             documents = [(name, edit(role.inputs["name"], doc)) for name, doc in documents]
         put_role(aws, role.inputs["name"], role.inputs["assumeRolePolicy"], documents)
     return _translate(s.outputs, ids)
+
+
+def build_task_events(aws: MotoAws, s: infra_harness.Synth) -> None:
+    """The stack's crash detection (infra/events.py) in moto: the queues as declared (encryption, redrive), the
+    EventBridge rule with its pattern and the queue as its target (moto's EventBridge delivers matching events)."""
+    sqs, events = aws.client("sqs"), aws.client("events")
+    arns: dict[str, str] = {}
+    for queue in sorted(s.of_type(":Queue"), key=lambda q: "redrivePolicy" in q.inputs):  # dead letters first
+        attributes = {"SqsManagedSseEnabled": str(queue.inputs.get("sqsManagedSseEnabled", False)).lower()}
+        if redrive := queue.inputs.get("redrivePolicy"):
+            attributes["RedrivePolicy"] = _translate(redrive, arns)
+        url = sqs.create_queue(QueueName=queue.inputs["name"], Attributes=attributes)["QueueUrl"]
+        arns[queue.state["arn"]] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+    for rule in s.of_type(":EventRule"):
+        events.put_rule(Name=rule.inputs["name"], EventPattern=rule.inputs["eventPattern"], State="ENABLED")
+    for target in s.of_type(":EventTarget"):
+        events.put_targets(
+            Rule=target.inputs["rule"], Targets=[{"Id": target.inputs["targetId"], "Arn": arns[target.inputs["arn"]]}]
+        )
 
 
 def _location(region: str) -> dict[str, Any]:
@@ -222,22 +257,25 @@ def _translate(value: Any, ids: dict[str, str]) -> Any:
 
 
 def user_worker_policy(aws: MotoAws, s: infra_harness.Synth) -> str:
-    """The README's worker policy (identity.worker_policy) for this stack."""
+    """The README's worker policy exactly as printed, made this stack's as the README tells the user to: the account
+    id for ACCOUNT_ID, the stack's name for `-dev`."""
+    import re
+
+    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
+    [printed] = re.findall(r"```json\n(.*?)\n```", readme, flags=re.S)
+    prefix = _cfg(s, "name_prefix")
+    return printed.replace("ACCOUNT_ID", ACCOUNT).replace(f"{prefix}-dev", f"{prefix}-{STACK}")
+
+
+def stack_worker_role(s: infra_harness.Synth) -> str:
+    """The name of the stack's worker-service role (declared when prefect_worker = yes)."""
     from infra import identity
 
-    a = identity.Arns(
-        "aws",
-        aws.region,
-        ACCOUNT,
-        f"{_cfg(s, 'name_prefix')}-{STACK}",
-        s.outputs["bucket_name"],
-        s.outputs["log_group_name"],
-    )
-    return identity.worker_policy(a)
+    return identity.role_name(f"{_cfg(s, 'name_prefix')}-{STACK}", s.config["aws:region"], identity.PREFECT_WORKER)
 
 
 def user_worker_role(aws: MotoAws, s: infra_harness.Synth) -> str:
-    """With the worker service off, the user runs the worker with the README's policy (identity.worker_policy)."""
+    """With the worker service off, the user runs the worker with the README's policy (user_worker_policy)."""
     trust = json.dumps(
         {
             "Version": "2012-10-17",
@@ -314,6 +352,7 @@ def rehearse(
     edit_policy: Callable[[str, str], str] | None = None,
     timeout: float = 900,
     workdir: Path | None = None,
+    crash_runs_on: bool = True,
 ) -> Result:
     """Run the rehearsal; RehearsalError names what failed (a denied call names its action and role)."""
     t0 = time.monotonic()
@@ -333,6 +372,7 @@ def rehearse(
         }
     )
     from ml_workflows import names
+    from ml_workflows import tracking as ml_tracking
     from ml_workflows.deploy import commands as deploy_commands
     from ml_workflows.deploy import work_pool
 
@@ -355,11 +395,13 @@ def rehearse(
     state = "not started"
     policies: dict[str, list[str]] = {}
     tracking: dict[str, Any] = {}
+    active: list[str] = []
+    crashes: list[Any] = []
     try:
         say(log, f"moto on {aws.endpoint}; creating what the Pulumi program declares (stack {STACK!r})")
         outputs = build_aws(aws, s, edit_policy)
         roles = {r.inputs["name"]: r.state["arn"] for r in s.of_type(":Role")}
-        worker_role = roles.get(f"{_cfg(s, 'name_prefix')}-{STACK}-prefect-worker") or user_worker_role(aws, s)
+        worker_role = roles.get(stack_worker_role(s)) or user_worker_role(aws, s)
         policies = {k: [d for _, d in v] for k, v in generated_policies(s).items()}
         if worker_role not in roles.values():  # the user's worker: the README's policy
             policies[worker_role.rsplit("/", 1)[-1]] = [user_worker_policy(aws, s)]
@@ -377,7 +419,7 @@ def rehearse(
         tracking_env: dict[str, str] = {}
         if current().tracks:
             tracking_env = start_tracking_server(processes, workdir, outputs)
-            say(log, f"MLflow tracking server on {tracking_env[work_pool.TRACKING_ENV[0]]}")
+            say(log, f"MLflow tracking server on {tracking_env[ml_tracking.ENV_URI]}")
         # `make deploy` passes the tracking server from its own environment into the job template's.
         with mock.patch.dict(os.environ, tracking_env):
             template = work_pool.work_pool_job_template(outputs, image, env=SAMPLE_ENV)
@@ -429,8 +471,13 @@ def rehearse(
             90,
         )
         if tracking_env and state == "Completed":  # read back while the server and moto are up
+            tracking_env = {**tracking_env, **ml_tracking.deploy_env(outputs, tracking_env)}
             tracking = read_tracking(aws, tracking_env)
             say(log, f"MLflow run {tracking['run_id']}: decision {tracking['tags'].get('decision')!r}")
+        active = active_task_definitions(aws, exclude=f"{outputs['work_pool_name']}-worker")
+        say(log, f"task definitions still ACTIVE after the run: {active or 'none'}")
+        if state == "Completed" and crash_runs_on:
+            crashes = rehearse_crashes(deployment, runner, outputs["flow_run_family"], api_url, log)
     finally:
         if runner is not None:
             runner.stop_all()
@@ -453,6 +500,9 @@ def rehearse(
         aws.region,
         workdir,
         tracking,
+        active,
+        crashes,
+        list(runner.events) if runner else [],
     )
     if denied:
         first = next((call for call in denied if call.unmapped), denied[0])
@@ -462,6 +512,36 @@ def rehearse(
     if runner and runner.errors:
         raise RehearsalError("; ".join(runner.errors))
     return result
+
+
+def active_task_definitions(aws: MotoAws, exclude: str) -> list[str]:
+    """Task definitions left ACTIVE in the account (the family `exclude` is the harness's own worker task)."""
+    return sorted(
+        revision.arn
+        for family, revisions in aws.ecs_backend().task_definitions.items()
+        if family != exclude
+        for revision in revisions.values()
+        if revision.status == "ACTIVE"
+    )
+
+
+def rehearse_crashes(deployment: str, runner: TaskRunner, family: str, api_url: str, log: list[str]) -> list[Any]:
+    """The stack's automations with a webhook on loopback (as `make deploy` creates them), then the crash runs."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from ml_workflows.deploy.automations import upsert_automations
+    from ml_workflows.notifications import NotifySettings
+    from ml_workflows.testing.crashes import crash_runs
+    from ml_workflows.testing.webhook import Receiver
+
+    with Receiver() as receiver, temporary_settings(updates={PREFECT_API_URL: api_url}):
+        upsert_automations(settings=NotifySettings(webhook_url=receiver.url), stack=STACK)
+        runs = crash_runs(deployment, runner, family, receiver)
+    for run in runs:
+        say(
+            log, f"crash run {run.kind}: {run.flow_run!r} {run.state} {run.seconds_to_crashed} s after its task stopped"
+        )
+    return runs
 
 
 def code_repository(workdir: Path, image_facts) -> dict[str, str]:
@@ -479,7 +559,7 @@ def start_tracking_server(processes: Processes, workdir: Path, outputs: dict[str
     """A real MLflow tracking server on loopback, as the user runs one: runs in a SQLite file of the work dir, new
     experiments' artifacts under the bucket's tracking prefix. It serves no artifacts: clients write them to S3
     themselves, so the flow run does with its own role (README: the one prefix the flow-run role writes them to).
-    Returns the deploy environment naming it (work_pool.TRACKING_ENV)."""
+    Returns the deploy environment naming it (tracking.ENV_URI)."""
     from infra import identity
 
     from ml_workflows import tracking
@@ -502,13 +582,13 @@ def start_tracking_server(processes: Processes, workdir: Path, outputs: dict[str
             "--backend-store-uri",
             f"sqlite:///{store / 'mlflow.db'}",
             "--default-artifact-root",
-            f"s3://{outputs['bucket_name']}/{identity.TRACKING_PREFIX}",
+            f"s3://{outputs['bucket_name']}/{identity.TRACKING_PREFIX}",  # the flow run names its own: the same
             "--no-serve-artifacts",
         ],
         env={"MLFLOW_DISABLE_TELEMETRY": "true"},
     )
     wait_for("MLflow tracking server", lambda: http_ok(f"{uri}/health"), 180, lambda: _alive(processes))
-    return {tracking.ENV_URI: uri, tracking.ENV_EXPERIMENT: f"{current().name}-{STACK}"}
+    return {tracking.ENV_URI: uri}  # the experiment: the stack's own (tracking.deploy_env)
 
 
 def read_tracking(aws: MotoAws, tracking_env: dict[str, str]) -> dict[str, Any]:
@@ -584,16 +664,16 @@ def _start_worker(aws: MotoAws, s, outputs, worker_role: str, service: bool, ima
             )
         )
     else:
-        from infra import identity
+        from ml_workflows.deploy import stack_config
 
-        # prefect-aws's task observer looks up its SQS queue by name at start: the stack's name, the one queue the
-        # README's policy lets the worker look up (make worker-aws sets it), not prefect-aws's shared default.
-        queue = identity.event_queue_name(outputs["work_pool_name"].removesuffix("-ecs"))
+        # As `make worker-aws` starts it: the pool and the stack's task-event queue named from the Pulumi files (no
+        # stack state), the queue being the one the README's policy lets the worker read.
+        pool, queue = stack_config.worker_names(STACK, PROJECT_DIR)
         containers = [
             {
                 "name": "prefect-worker",
                 "image": image,
-                "command": ["prefect", "worker", "start", "--pool", outputs["work_pool_name"], "--type", "ecs"],
+                "command": ["prefect", "worker", "start", "--pool", pool, "--type", "ecs"],
                 "environment": [
                     {"name": "PREFECT_API_URL", "value": api_url},
                     {"name": "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME", "value": queue},

@@ -18,12 +18,16 @@ What differs from Fargate, and why:
   outside 127.0.0.0/8; AWS_ENDPOINT_URL points the AWS SDKs at moto.
 
 A task whose process exits is STOPPED with its exit code; StopTask sends SIGTERM to its process group, then
-SIGKILL. `stop_all()` stops every task started, pass or fail.
+SIGKILL. `stop_all()` stops every task started, pass or fail. As ECS does, each task that starts (RUNNING) or stops
+(STOPPED: exit code, stop code and reason) is an "ECS Task State Change" event, put on EventBridge (moto's, with the
+stack's rule and queue: the Prefect worker's crash detection reads them). `kill()` and `fail_to_start` are the two
+ways a flow-run task dies in the crash runs (crashes.py): killed as by the OOM killer, or never started.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import shutil
@@ -45,6 +49,21 @@ INIT = ("tini", "-g", "--")  # the image's init: forwards signals to the task's 
 NOT_FOUND = 127
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc), whatever its process group or session."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
 @dataclass
 class Started:
     task_arn: str
@@ -57,6 +76,8 @@ class Started:
     log: Path
     exit_code: int | None = None
     stopped_by: str = ""
+    flow_run_id: str = ""  # prefect-aws passes the run's id to its flow-run task (PREFECT__FLOW_RUN_ID)
+    stopped_at: float = 0.0  # time.monotonic() when it stopped
 
 
 @dataclass
@@ -70,6 +91,8 @@ class TaskRunner:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     errors: list[str] = field(default_factory=list)
+    fail_to_start: dict[str, str] = field(default_factory=dict)  # family -> stop reason, for its next task (one-shot)
+    events: list[dict[str, Any]] = field(default_factory=list)  # the state-change events emitted
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -175,9 +198,12 @@ class TaskRunner:
                 started = self.started.get(arn)
                 if started is None and task.desired_status == "RUNNING":
                     self.started[arn] = self._launch(task)
+                    if self.started[arn].exit_code is None:
+                        self._emit(task, self.started[arn])
                 elif started and started.process and started.exit_code is None:
                     code = started.process.poll()
                     if code is not None:
+                        code = 128 - code if code < 0 else code  # killed by signal n: 128 + n, as ECS reports it
                         self._stopped(task, started, code, "Essential container in task exited")
                     elif task.desired_status == "STOPPED":
                         started.stopped_by = "StopTask"
@@ -219,6 +245,11 @@ class TaskRunner:
         if role_arn:
             env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = self.credentials.issue(task_id, self.role_credentials[role_arn])
         started = Started(task.task_arn, task_id, definition.family, argv, self.image.uid, sorted(env), None, log)
+        started.flow_run_id = env.get("PREFECT__FLOW_RUN_ID", "")
+        if reason := self.fail_to_start.pop(definition.family, None):
+            task.stop_code = "TaskFailedToStart"
+            self._stopped(task, started, None, reason)
+            return started
         self._logs(definition, container, task_id, execution, create=True)
         resolved = self._resolve(argv[0]) if argv else None
         if resolved is None:
@@ -287,8 +318,9 @@ class TaskRunner:
         for start in range(0, len(events), 1000):
             logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events[start : start + 1000])
 
-    def _stopped(self, task: Any, started: Started, code: int, reason: str) -> None:
+    def _stopped(self, task: Any, started: Started, code: int | None, reason: str) -> None:
         started.exit_code = code
+        started.stopped_at = time.monotonic()
         task.containers[0].last_status = "STOPPED"
         task.containers[0].exitCode = code
         task.last_status = "STOPPED"
@@ -297,11 +329,62 @@ class TaskRunner:
         backend = self.aws.ecs_backend()
         definition = backend.describe_task_definition(task.task_definition_arn)
         execution = self.role_credentials.get(definition.execution_role_arn or "")
-        try:
-            lines = started.log.read_text(errors="replace").splitlines()
-            self._logs(definition, definition.container_definitions[0], started.task_id, execution, lines=lines)
-        except Exception as exc:  # noqa: BLE001
-            self.errors.append(f"logs of {started.family}: {exc!r}")
+        if started.log.exists():  # a task that never started has no log stream
+            try:
+                lines = started.log.read_text(errors="replace").splitlines()
+                self._logs(definition, definition.container_definitions[0], started.task_id, execution, lines=lines)
+            except Exception as exc:  # noqa: BLE001
+                self.errors.append(f"logs of {started.family}: {exc!r}")
+        self._emit(task, started)  # after the logs, as on ECS: the observer may forward them
+
+    def kill(self, started: Started, reason: str) -> None:
+        """The task's processes die at once, as under the OOM killer (exit 137); the next tick reports it STOPPED."""
+        tasks = {arn: t for cluster in self.aws.ecs_backend().tasks.values() for arn, t in cluster.items()}
+        task = tasks[started.task_arn]
+        task.stopped_reason, task.stop_code, started.stopped_by = reason, "EssentialContainerExited", "kill"
+        task.containers[0].reason = reason
+        # Every process of the container at once, also those a program moved to a session of its own (Prefect's
+        # runner starts the flow so): on ECS none outlives the container.
+        for pid in [started.process.pid, *descendants(started.process.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _emit(self, task: Any, started: Started) -> None:
+        """The ECS "Task State Change" event of the task's current state, put on the default event bus."""
+        definition = self.aws.ecs_backend().describe_task_definition(task.task_definition_arn)
+        stopped = started.exit_code is not None or task.desired_status == "STOPPED"
+        container = {"name": definition.container_definitions[0].get("name"), "lastStatus": task.last_status}
+        if started.exit_code is not None:
+            container["exitCode"] = started.exit_code
+        if reason := getattr(task.containers[0], "reason", "") or (
+            task.stopped_reason if getattr(task, "stop_code", "") == "TaskFailedToStart" else ""
+        ):
+            container["reason"] = reason
+        detail = {
+            "clusterArn": task.cluster_arn,
+            "taskArn": task.task_arn,
+            "taskDefinitionArn": task.task_definition_arn,
+            "launchType": task.launch_type or "FARGATE",
+            "group": task.group or "",
+            "lastStatus": "STOPPED" if stopped else "RUNNING",
+            "desiredStatus": "STOPPED" if stopped else "RUNNING",
+            "containers": [container],
+        }
+        if stopped:
+            detail["stopCode"] = getattr(task, "stop_code", "") or (
+                "UserInitiated" if started.stopped_by else "EssentialContainerExited"
+            )
+            detail["stoppedReason"] = task.stopped_reason
+        entry = {
+            "Source": "aws.ecs",
+            "DetailType": "ECS Task State Change",
+            "Detail": json.dumps(detail),
+            "Resources": [task.task_arn],
+        }
+        self.events.append(detail)
+        [result] = self.aws.client("events").put_events(Entries=[entry])["Entries"]
+        if result.get("ErrorCode"):
+            self.errors.append(f"EventBridge refused the event of {started.family}: {result}")
 
     def _terminate(self, started: Started, grace: float = 10.0) -> None:
         proc = started.process
@@ -326,7 +409,7 @@ class TaskRunner:
         for arn, started in self.started.items():
             self._terminate(started)
             task = tasks.get(arn)
-            if task is not None and started.exit_code is None:
+            if task is not None and started.exit_code is None and not started.stopped_at:
                 started.stopped_by = started.stopped_by or "rehearsal teardown"
                 self._stopped(task, started, started.process.returncode if started.process else -1, "teardown")
         self.credentials.close()

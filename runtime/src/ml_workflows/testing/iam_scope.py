@@ -3,7 +3,7 @@
 moto enforces actions only (it evaluates every request against Resource "*" with no condition context), so the
 rehearsal gives each role an action-level projection of its policies (aws_emulation.py). This module checks the
 rest on the same run: each recorded call becomes the authorisation requests AWS would evaluate for it - its action,
-the ARN of each resource it touches, the condition keys AWS sets (`ecs:cluster`, `iam:PassedToService`,
+the ARN of each resource it touches, the condition keys AWS sets (`ecs:cluster`, `iam:PassedToService`, `s3:prefix`,
 `ecs:CreateAction`) and the implicit ones (`iam:PassRole` for the roles a task definition or RunTask passes,
 `ecs:TagResource` for tags set on creation) - and each request is evaluated against the *real* generated documents
 of the role that made the call: an explicit Deny wins, otherwise an Allow statement must match the action, the
@@ -168,6 +168,9 @@ def _requests_of(call: Any, arns: Arns, revisions: dict[str, int], roles_of: dic
     if action == "sqs:GetQueueUrl":
         yield action, arns.queue(p["QueueName"]), {}
         return
+    if action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"):
+        yield action, arns.queue(p["QueueUrl"].rstrip("/").rsplit("/", 1)[-1]), {}  # .../<account>/<queue name>
+        return
     if action in ("logs:CreateLogStream", "logs:DescribeLogStreams", "logs:FilterLogEvents", "logs:CreateLogGroup"):
         yield action, arns.log_group(p["logGroupName"]), {}
         return
@@ -178,6 +181,11 @@ def _requests_of(call: Any, arns: Arns, revisions: dict[str, int], roles_of: dic
         # DeleteObjects (one request, many keys): moto checks it on the bucket, AWS on each object it deletes.
         for key in re.findall(rb"<Key>(.*?)</Key>", call.body, re.S):
             yield action, f"{call.resource}/{html.unescape(key.decode())}", {}
+        return
+    if action == "s3:ListBucket" and call.resource.startswith("arn:"):
+        # A listing's prefix is the condition key s3:prefix (absent with no prefix, as for HeadBucket).
+        prefix = _listed((call.data or {}).get("prefix") or [])
+        yield action, call.resource, {"s3:prefix": prefix[0]} if prefix else {}
         return
     if action.startswith("s3:") and call.resource.startswith("arn:"):
         yield action, call.resource, {}  # moto resolves the bucket/object ARN of each S3 request itself

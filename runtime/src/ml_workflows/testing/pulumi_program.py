@@ -103,6 +103,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:logs:{region}:{acct}:log-group:{rid}"
         elif kind == "Secret":  # Secrets Manager appends six random characters
             state["arn"] = f"arn:aws:secretsmanager:{region}:{acct}:secret:{inputs['name']}-AbCdEf"
+        elif kind == "Queue":
+            state["arn"] = f"arn:aws:sqs:{region}:{acct}:{inputs['name']}"
+            state["url"] = f"https://sqs.{region}.amazonaws.com/{acct}/{inputs['name']}"
+        elif kind == "EventRule":
+            state["arn"] = f"arn:aws:events:{region}:{acct}:rule/{inputs['name']}"
         elif kind == "TaskDefinition":
             state["arn"] = f"arn:aws:ecs:{region}:{acct}:task-definition/{inputs['family']}:1"
         self.resources.append(Resource(args.typ, args.name, inputs, rid, state))

@@ -49,28 +49,68 @@ def task_logs(rehearsal, tail: int = 3000) -> str:
     )
 
 
+def first_flow_run_task(rehearsal):
+    """The Completed run's flow-run task (the crash runs' come after it)."""
+    return next(t for t in rehearsal.tasks if t.family == rehearsal.outputs["flow_run_family"])
+
+
 def test_flow_run_completes_through_fargate_cluster_and_the_ecs_worker(rehearsal):
     assert rehearsal.state == "Completed", "\n".join(rehearsal.log) + task_logs(rehearsal)
     assert not [c for c in rehearsal.calls if c.denied]
     by_role = {(c.principal, c.action) for c in rehearsal.calls}
     pool = rehearsal.outputs["work_pool_name"]
     base = pool.removesuffix("-ecs")
-    assert (f"{base}-prefect-worker", "ecs:RunTask") in by_role or (f"{base}-user-worker", "ecs:RunTask") in by_role
-    assert (f"{base}-flow-run", "ecs:ListAccountSettings") in by_role  # FargateCluster, before each RunTask
-    assert (f"{base}-dask-task", "s3:PutObject") in by_role  # the Dask workers wrote scores to the bucket
+    roles = f"{base}-{rehearsal.region}"  # IAM names are global: the region is part of them
+    assert (f"{roles}-prefect-worker", "ecs:RunTask") in by_role or (f"{base}-user-worker", "ecs:RunTask") in by_role
+    assert (f"{roles}-flow-run", "ecs:ListAccountSettings") in by_role  # FargateCluster, before each RunTask
+    assert (f"{roles}-dask-task", "s3:PutObject") in by_role  # the Dask workers wrote scores to the bucket
 
 
 def test_every_task_ran_an_image_command_as_the_image_user_and_was_stopped(rehearsal):
+    from infra import identity
+
     families = {t.family for t in rehearsal.tasks}
     assert rehearsal.outputs["flow_run_family"] in families  # the stack's own family, from the job template
-    assert any(f.startswith("dask-") and f.endswith("-scheduler") for f in families), families
-    assert any(f.startswith("dask-") and f.endswith("-worker") for f in families), families
+    dask = identity.dask_family_prefix(rehearsal.outputs["ecs_cluster_name"])  # this stack's Dask families only
+    assert any(f.startswith(dask) and f.endswith("-scheduler") for f in families), families
+    assert any(f.startswith(dask) and f.endswith("-worker") for f in families), families
     for task in rehearsal.tasks:
+        if task.process is None and task.exit_code is None:
+            continue  # the crash run's flow-run task that never started (CannotPullContainerError)
         assert task.uid == 10001
         assert task.exit_code is not None and task.exit_code != 127, (task.family, task.argv)
         assert task.process is None or task.process.poll() is not None
     commands = {tuple(t.argv[:2]) for t in rehearsal.tasks}
     assert ("dask", "scheduler") in commands and ("dask", "worker") in commands
+
+
+def test_the_run_leaves_no_active_dask_task_definition(rehearsal):
+    """FargateCluster's scheduler and worker definitions are deregistered when the cluster closes; what stays ACTIVE
+    is the stack's one flow-run definition, which the work pool reuses (match_latest_revision_in_family)."""
+    family = rehearsal.outputs["flow_run_family"]
+    assert [arn for arn in rehearsal.active_task_definitions if f"/{family}:" not in arn] == []
+    assert len(rehearsal.active_task_definitions) <= 1, rehearsal.active_task_definitions
+
+
+def test_a_killed_flow_run_task_is_noticed_crashed_and_notified(rehearsal):
+    """The flow-run task of a running run dies as under the OOM killer: ECS's task event reaches the stack's queue
+    through its EventBridge rule, prefect-aws's observer (in the ECS worker) marks the run Crashed, and the stack's
+    flow-run-crashed automation posts the crash notice to the webhook."""
+    [killed] = [run for run in rehearsal.crashes if run.kind == "killed"]
+    assert killed.state == "Crashed" and "non-zero exit code" in killed.message, killed
+    assert killed.notices and "crashed" in killed.notices[0], killed.notices
+    print(
+        f"killed flow-run task: Crashed {killed.seconds_to_crashed} s after it stopped; notice: {killed.notices[0]!r}"
+    )
+
+
+def test_a_flow_run_task_whose_image_cannot_be_pulled_ends_crashed_with_that_reason(rehearsal):
+    from ml_workflows.testing.crashes import PULL_REASON
+
+    [failed] = [run for run in rehearsal.crashes if run.kind == "pull-failed"]
+    assert failed.state == "Crashed", failed
+    assert any(PULL_REASON in line for line in failed.logs), failed.logs
+    print(f"pull-failed flow-run task: Crashed {failed.seconds_to_crashed} s after it stopped; log: {failed.logs[0]!r}")
 
 
 def test_no_connection_left_loopback_and_no_secret_in_a_task_definition(rehearsal):
@@ -137,17 +177,19 @@ def test_the_training_run_is_in_mlflow_and_its_artifacts_in_the_bucket_written_b
     tracking prefix, put there by the flow-run role (the server serves no artifacts) and by no Dask task."""
     tracking = rehearsal.tracking
     assert tracking, "\n".join(rehearsal.log) + task_logs(rehearsal)
-    [flow_run] = [t for t in rehearsal.tasks if t.family == rehearsal.outputs["flow_run_family"]]
+    flow_run = first_flow_run_task(rehearsal)
     assert {"PIPELINE_MLFLOW_TRACKING_URI", "PIPELINE_MLFLOW_EXPERIMENT"} <= set(flow_run.env_names)
     assert tracking["status"] == "FINISHED"
     assert tracking["tags"]["decision"] == "promoted"  # the first model of a new stack becomes the champion
     assert tracking["tags"]["pipeline_run_id"] == tracking["run_name"]
     assert 0.85 <= tracking["metrics"]["roc_auc"] <= 1, tracking["metrics"]  # the quality gate it passed
-    prefix = f"s3://{rehearsal.outputs['bucket_name']}/pipeline/mlflow/"
+    # <name_prefix>-<stack>: the stack's own; the deployment's run is the sample pipeline, which has its own beside it
+    assert tracking["experiment"] == f"{rehearsal.outputs['ecs_cluster_name']}-sample"
+    prefix = f"s3://{rehearsal.outputs['bucket_name']}/mlflow/"
     assert tracking["artifact_uri"].startswith(prefix) and tracking["model_artifact_location"].startswith(prefix)
     assert {"comparison.json", "drift_reference.json"} <= set(tracking["artifacts"]), tracking["artifacts"]
     assert {"MLmodel", "python_model.pkl", "artifacts/model.pkl"} <= set(tracking["model_artifacts"]), tracking
-    bucket = f"arn:aws:s3:::{rehearsal.outputs['bucket_name']}/pipeline/mlflow/"
+    bucket = f"arn:aws:s3:::{rehearsal.outputs['bucket_name']}/mlflow/"
     allowed, _ = rehearsal.scope()
     writers = {r.principal for r, _ in allowed if r.action == "s3:PutObject" and r.resource.startswith(bucket)}
     assert writers == {next(name for name in rehearsal.policies if name.endswith("-flow-run"))}, writers
@@ -157,6 +199,6 @@ def test_the_training_run_is_in_mlflow_and_its_artifacts_in_the_bucket_written_b
 def test_the_flow_run_task_cloned_the_project_and_sent_its_code_to_the_dask_workers(rehearsal):
     """code_source = git: the flow-run task (the image's user, a root-owned working directory) ran the pull steps,
     cloned the deployment's repository and shipped the clone's package to the Fargate Dask workers."""
-    [flow_run] = [t for t in rehearsal.tasks if t.family == rehearsal.outputs["flow_run_family"]]
+    flow_run = first_flow_run_task(rehearsal)
     text = flow_run.log.read_text()
     assert "project code from" in text and "sent to" in text, text[-3000:]
