@@ -56,10 +56,14 @@ def test_make_install_compiles_what_runs_import_and_says_what_a_mirror_changed(c
 
 def test_make_worker_aws_names_the_stacks_event_queue_for_the_task_observer(cookies, tmp_path):
     """prefect_worker = no: the user's worker reads the stack's queue (identity.event_queue_name), which its README
-    policy allows, not prefect-aws's shared default queue, which it does not."""
+    policy allows, not prefect-aws's shared default queue, which it does not. Both names come from the Pulumi files
+    (ml_workflows.deploy.stack_config worker, its own tests check them), not from the stack's state."""
     project = bake(cookies, prefect_worker=False)
-    fake, calls = fake_poetry(tmp_path, {"stack output work_pool_name --stack prod": "batch-scoring-prod-ecs"})
+    names = "batch-scoring-prod-ecs batch-scoring-prod-ecs-events"
+    fake, calls = fake_poetry(tmp_path, {"stack_config --stack prod worker": names})
     project.make("worker-aws", f"POETRY={fake}", PULUMI_STACK="prod")
-    assert calls.read_text().splitlines()[-1] == (
-        "run prefect worker start --pool batch-scoring-prod-ecs --type ecs | batch-scoring-prod-ecs-events"
-    )
+    assert calls.read_text().splitlines() == [
+        "env info --path | ",  # need-env: the environment exists
+        "run python -m ml_workflows.deploy.stack_config --stack prod worker | ",
+        "run prefect worker start --pool batch-scoring-prod-ecs --type ecs | batch-scoring-prod-ecs-events",
+    ]
