@@ -125,8 +125,14 @@ def _unlabelled_training_data(data: Path) -> tuple[list[str], dict, list[str]]:
     return ["train", "--dataset", str(ds)], {}, ["training dataset", f"lacks columns [{SCHEMA.label!r}]"]
 
 
+def _no_data_of_yours_yet(data: Path) -> tuple[list[str], dict, list[str]]:
+    # `train` right after `make run`: the sample keeps to its own data URL, which the line names.
+    return ["train"], {}, [str(data / "datasets" / "train"), "does not exist", str(data / "sample" / "datasets")]
+
+
 CASES = [
     _missing_path,
+    _no_data_of_yours_yet,
     _empty_dataset,
     _memory_limit,
     _missing_model,

@@ -193,7 +193,9 @@ def run_flow(command: str, args: argparse.Namespace, settings: Settings, as_prog
         which, restart = f" ({state}; make server-stop stops it)", "start it again (make server)"
     else:
         which, restart = "", "check the server PREFECT_API_URL names"
-    print(f"{command}: {settings.describe()}, Prefect API {api}{which}", file=sys.stderr, flush=True)
+    on_sample = command == "generate" or (command == "run" and not (args.train_dataset or args.score_dataset))
+    where = settings.for_sample() if on_sample else settings  # the sample works under its own data URL
+    print(f"{command}: {where.describe()}, Prefect API {api}{which}", file=sys.stderr, flush=True)
     if local:
         try:
             prefect_api.ensure_up()

@@ -162,7 +162,14 @@ def check_command(
     if settings.reference_dataset_url and command in ("train", "run"):
         datasets.append(("reference dataset (PIPELINE_REFERENCE_DATASET_URL)", settings.reference_dataset_url, True))
     for what, url, labelled in datasets:
-        dataset_files(url, schema, labelled, so, what)
+        try:
+            dataset_files(url, schema, labelled, so, what)
+        except InputError as exc:
+            if url not in (p["train"], p["score"]) or "does not exist" not in str(exc):
+                raise
+            # The default place of your data is empty: say where the sample's is (it keeps to its own data URL).
+            sample = storage.join(settings.sample_url, "datasets")
+            raise InputError(f"{exc}; the sample data (`generate`, `make run`) is under {sample}") from None
     if command == "score":
         if model:
             check_model(model, so, what="model (--model)")
