@@ -23,7 +23,7 @@ import pytest
 
 from ml_workflows import cli, inputs, steps, storage
 from ml_workflows.project import current
-from ml_workflows.testing.fixtures import SMALL
+from ml_workflows.testing.fixtures import SMALL, small_settings
 
 flows = current().module("flows")
 QUALITY_GATE = current().module("model").QUALITY_GATE
@@ -220,12 +220,7 @@ def trained(tmp_path_factory, prefect_server):
     """A data dir with a scoring dataset and a committed, current model."""
     data = tmp_path_factory.mktemp("bad-input") / "data"
     with pytest.MonkeyPatch.context() as mp:
-        for key in [k for k in os.environ if k.startswith("PIPELINE_")]:
-            mp.delenv(key)
-        for key, value in SMALL.items():
-            mp.setenv(key, value)
-        mp.setenv("PIPELINE_DATA_URL", str(data))
-        mp.setenv("PIPELINE_QUALITY_GATE_MIN", "-1e9" if QUALITY_GATE.higher_is_better else "1e9")  # any model
+        small_settings(mp, data, PIPELINE_QUALITY_GATE_MIN="-1e9" if QUALITY_GATE.higher_is_better else "1e9")
         _dataset(data / "train", labelled=True)
         _dataset(data / "score")
         flows.train_flow(dataset_url=str(data / "train"))
@@ -234,10 +229,7 @@ def trained(tmp_path_factory, prefect_server):
 
 @pytest.fixture
 def retrying_env(trained, monkeypatch):
-    for key in [k for k in os.environ if k.startswith("PIPELINE_")]:
-        monkeypatch.delenv(key)
-    for key, value in {**SMALL, "PIPELINE_RETRIES": "2", "PIPELINE_DATA_URL": str(trained)}.items():
-        monkeypatch.setenv(key, value)
+    small_settings(monkeypatch, trained, PIPELINE_RETRIES="2")
     return trained
 
 

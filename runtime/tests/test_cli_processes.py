@@ -23,7 +23,7 @@ import pytest
 from ml_workflows import cli, prefect_api, storage
 from ml_workflows.project import current
 from ml_workflows.testing.faults import descendants, wait_for
-from ml_workflows.testing.fixtures import SMALL, free_port
+from ml_workflows.testing.fixtures import SMALL, free_port, small_settings
 
 flows = current().module("flows")
 make_partition = current().module("sample_data").make_partition
@@ -48,12 +48,7 @@ def trained(tmp_path_factory, prefect_server):
         frame = make_partition(i, ROWS_PER_FILE, ROWS_PER_FILE * i, 42, 0.0, labelled=False)
         _write(data / "score" / f"part-{i:05d}.parquet", frame)
     with pytest.MonkeyPatch.context() as mp:
-        for key in [k for k in os.environ if k.startswith("PIPELINE_")]:
-            mp.delenv(key)
-        for key, value in SMALL.items():
-            mp.setenv(key, value)
-        mp.setenv("PIPELINE_DATA_URL", str(data))
-        mp.setenv("PIPELINE_QUALITY_GATE_MIN", "-1e9" if QUALITY_GATE.higher_is_better else "1e9")  # any model
+        small_settings(mp, data, PIPELINE_QUALITY_GATE_MIN="-1e9" if QUALITY_GATE.higher_is_better else "1e9")
         flows.train_flow(dataset_url=str(data / "train"))
     return data
 

@@ -24,7 +24,7 @@ from distributed.core import Status
 from ml_workflows import cli, cluster, storage
 from ml_workflows.project import current
 from ml_workflows.testing.faults import FlakyS3Proxy, dask_processes, wait_for, worker_processes
-from ml_workflows.testing.fixtures import SMALL
+from ml_workflows.testing.fixtures import small_settings
 from ml_workflows.validation import REASON
 
 flows = current().module("flows")
@@ -39,11 +39,7 @@ def trained(tmp_path_factory, prefect_server):
     """A data dir with committed train/score datasets (600k rows to score) and a committed model."""
     data = tmp_path_factory.mktemp("faults") / "data"
     with pytest.MonkeyPatch.context() as mp:
-        for key in [k for k in os.environ if k.startswith("PIPELINE_")]:
-            mp.delenv(key)
-        for key, value in SMALL.items():
-            mp.setenv(key, value)
-        mp.setenv("PIPELINE_DATA_URL", str(data))
+        small_settings(mp, data)
         flows.generate_flow(score_rows=SCORE_ROWS, score_files=SCORE_FILES)
         data = data / "sample"  # the sample's own data URL: its datasets, the model and predictions there
         mp.setenv("PIPELINE_DATA_URL", str(data))
@@ -53,12 +49,7 @@ def trained(tmp_path_factory, prefect_server):
 
 @pytest.fixture
 def env(trained, monkeypatch):
-    for key in [k for k in os.environ if k.startswith("PIPELINE_")]:
-        monkeypatch.delenv(key)
-    for key, value in SMALL.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PIPELINE_DATA_URL", str(trained))
-    monkeypatch.setenv("PIPELINE_BATCH_ROWS", "20000")
+    small_settings(monkeypatch, trained, PIPELINE_BATCH_ROWS="20000")
     return trained
 
 

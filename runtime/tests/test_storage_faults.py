@@ -27,7 +27,7 @@ import pytest
 from ml_workflows import cli, output_lock, storage
 from ml_workflows.project import current
 from ml_workflows.testing.faults import FlakyS3Proxy, wait_for
-from ml_workflows.testing.fixtures import SMALL
+from ml_workflows.testing.fixtures import small_settings
 from ml_workflows.validation import REASON
 
 from .test_faults import _session_members
@@ -37,11 +37,7 @@ SCORE_ROWS, SCORE_FILES = 400_000, 8
 
 
 def _small_env(mp: pytest.MonkeyPatch, data_url: str) -> None:
-    for key in [k for k in os.environ if k.startswith("PIPELINE_")]:
-        mp.delenv(key)
-    for key, value in SMALL.items():
-        mp.setenv(key, value)
-    mp.setenv("PIPELINE_DATA_URL", data_url)
+    small_settings(mp, data_url)
 
 
 def _generate_and_train(mp: pytest.MonkeyPatch, data_url: str, so: dict | None) -> str:

@@ -26,6 +26,15 @@ SMALL = {
 }
 
 
+def small_settings(mp: pytest.MonkeyPatch, data_url: str | os.PathLike[str], **more: str) -> None:
+    """Through ``mp``: no PIPELINE_* variable of the caller's, the :data:`SMALL` sizes, data at ``data_url``, then
+    ``more`` (e.g. ``PIPELINE_RETRIES="2"``). For fixtures wider than a test, with ``pytest.MonkeyPatch.context()``."""
+    for key in [k for k in os.environ if k.startswith("PIPELINE_")]:
+        mp.delenv(key)
+    for key, value in {**SMALL, "PIPELINE_DATA_URL": str(data_url), **more}.items():
+        mp.setenv(key, value)
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """A temporary Prefect API + database for the whole session (flows run against it)."""
@@ -40,12 +49,8 @@ def prefect_server(tmp_path_factory):
 @pytest.fixture
 def pipeline_env(monkeypatch, tmp_path, prefect_server):
     """PIPELINE_* variables for a small local run with data under ``tmp_path``; returns the data dir."""
-    for key in [k for k in os.environ if k.startswith("PIPELINE_")]:
-        monkeypatch.delenv(key)
-    for key, value in SMALL.items():
-        monkeypatch.setenv(key, value)
     data = tmp_path / "data"
-    monkeypatch.setenv("PIPELINE_DATA_URL", str(data))
+    small_settings(monkeypatch, data)
     if current().tracks:
         monkeypatch.setenv("PIPELINE_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # also for s3:// data
     return data
