@@ -170,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except inputs.InputError as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except FileExistsError as exc:  # output_lock.LockHeldError: another run writes the same output (retry later)
+        print(f"{args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except OSError as exc:  # storage did not answer: may heal
         print(f"{args.command} failed: cannot read its inputs: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -175,3 +175,21 @@ def check_command(
             check_model(model, so, what="model (--model)")
         else:
             current_model_url(settings)
+    on_sample = command == "generate" or (command == "run" and not (train_dataset or score_dataset))
+    check_outputs_free(command, settings, sample=on_sample)
+
+
+def check_outputs_free(command: str, settings: Settings, *, sample: bool) -> None:
+    """No live run writes what ``command`` will write (:class:`.output_lock.LockHeldError`, not an input error:
+    the run may succeed later)."""
+    from . import output_lock
+
+    p = paths(settings.for_sample() if sample else settings)
+    writes = {
+        "generate": [storage.join(settings.sample_url, "datasets")],
+        "train": [p["models"]],
+        "score": [p["predictions"]],
+        "run": [p["models"], p["predictions"]],
+    }
+    for root in writes.get(command, []):
+        output_lock.check_free(root, settings.storage_options)

@@ -125,6 +125,16 @@ def acquire(
     return mine
 
 
+def check_free(root: str, storage_options: dict[str, Any] | None) -> None:
+    """:class:`LockHeldError` if a live run holds ``root``'s lock now (read only: the CLI asks before Prefect and Dask
+    start, so a second run is refused in a second instead of once its step starts; the step still takes the lock)."""
+    url = storage.join(root, LOCK)
+    fs, path = storage.filesystem(url, storage_options)
+    holder, _ = _read(fs, path)
+    if holder is not None and stale(holder) is None:
+        raise LockHeldError(f"{root} is being written by {describe(holder)}; {_advice(url, holder)}")
+
+
 def release(root: str, lock: dict[str, Any], storage_options: dict[str, Any] | None) -> None:
     """Remove ``root``'s lock if it is still ``lock`` (a lock taken over from us is left to its new holder)."""
     url = storage.join(root, LOCK)
