@@ -268,16 +268,7 @@ def _replace(fs: Any, path: str, tag: Any, payload: bytes) -> bool:
     """Replace the lock version ``tag`` by ``payload``; ``False`` if another run changed it first."""
     if storage.is_local(fs):
         return _remove_if(fs, path, tag) and _create(fs, path, payload)
-    bucket, key, _ = fs.split_path(path)
-    try:
-        fs.call_s3("put_object", Bucket=bucket, Key=key, Body=payload, IfMatch=tag)
-    except OSError as exc:
-        if _precondition_failed(exc):
-            return False
-        raise
-    finally:
-        fs.invalidate_cache()
-    return True
+    return _if_match(fs, path, "put_object", tag, Body=payload)
 
 
 def _remove_if(fs: Any, path: str, tag: Any) -> bool:
@@ -296,13 +287,17 @@ def _remove_if(fs: Any, path: str, tag: Any) -> bool:
             os.link(aside, path)
         Path(aside).unlink()
         return False
+    return _if_match(fs, path, "delete_object", tag)
+
+
+def _if_match(fs: Any, path: str, call: str, tag: Any, **kwargs: Any) -> bool:
+    """One S3 call on the lock object conditioned on its version ``tag`` (``If-Match``); ``False`` if that version is
+    no longer there (412, or for a delete the object gone)."""
     bucket, key, _ = fs.split_path(path)
     try:
-        fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=tag)
-    except FileNotFoundError:
-        return False
+        fs.call_s3(call, Bucket=bucket, Key=key, IfMatch=tag, **kwargs)
     except OSError as exc:
-        if _precondition_failed(exc):
+        if _precondition_failed(exc) or (call == "delete_object" and isinstance(exc, FileNotFoundError)):
             return False
         raise
     finally:
