@@ -25,6 +25,8 @@ from ml_workflows.project import current
 from ml_workflows.testing.faults import descendants, wait_for
 from ml_workflows.testing.fixtures import SMALL, free_port, small_settings
 
+from .test_faults import _session_members
+
 flows = current().module("flows")
 make_partition = current().module("sample_data").make_partition
 QUALITY_GATE = current().module("model").QUALITY_GATE
@@ -100,19 +102,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _session(sid: int) -> set[int]:
-    """Live processes of the session ``sid`` leads (the project's server and what it started)."""
-    members = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            members.add(int(stat.parent.name))
-    return members
-
-
 def _committed_runs(data: Path) -> list[Path]:
     return sorted((data / "predictions").glob("*/" + storage.MANIFEST))
 
@@ -134,7 +123,8 @@ def test_kill_9_of_a_command_leaves_nothing_running_but_the_project_server(proje
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     pid_file = Path(project_env["PREFECT_HOME"]) / "server.pid"
-    server = _session(int(pid_file.read_text())) if pid_file.exists() else set()
+    # the project's server and what it started: the session it leads
+    server = set(_session_members(int(pid_file.read_text()))) if pid_file.exists() else set()
     survivors = [p for p in started if p not in server]
     try:
         left = wait_for(lambda: not [p for p in survivors if _alive(p)], timeout=30)
